@@ -1,0 +1,77 @@
+"""Build the Application: every handler registered here, in one place, in order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import enrolment, general
+from bot.deps import BotApp, BotContext, Deps
+from bot.processor import PerChatUpdateProcessor
+from bot.sender import OutboxSender
+from messages.render import bot_commands
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+
+
+def build_application(deps: Deps, *, token: str) -> BotApp:
+    """Compose the bot: settings, typed context, per-chat ordering, rate limits and handlers."""
+    application = cast(
+        BotApp,
+        ApplicationBuilder()
+        .token(token)
+        .base_url(deps.settings.telegram_api_url)
+        .context_types(ContextTypes(context=BotContext))
+        .concurrent_updates(PerChatUpdateProcessor(64))
+        # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
+        # retry_after has passed, then retries, so nothing is sent inside the window.
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .build(),
+    )
+    application.bot_data["deps"] = deps
+    _add_handlers(application)
+    return application
+
+
+def _add_handlers(application: BotApp) -> None:
+    application.add_handler(CommandHandler("start", enrolment.start_link, filters=PRIVATE))
+    application.add_handler(CommandHandler("help", general.show_help, filters=PRIVATE))
+    application.add_handler(CommandHandler("language", general.switch_language, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(general.answer_stale_button))
+    application.add_handler(MessageHandler(PRIVATE, general.answer_anything_else))
+    application.add_error_handler(_log_error)
+
+
+async def prepare(application: Any) -> None:
+    """Create the outbox sender and publish the command menu in both languages."""
+    application.bot_data["sender"] = OutboxSender(application.bot, application.bot_data["deps"])
+    for language, commands in bot_commands().items():
+        menu = [BotCommand(name, description) for name, description in commands]
+        await application.bot.set_my_commands(menu, language_code=language)
+    default = bot_commands()["zh"]
+    await application.bot.set_my_commands([BotCommand(n, d) for n, d in default])
+
+
+async def _log_error(update: object, context: BotContext) -> None:
+    """Log the failure by kind and update id only: an update carries health data and names."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    error = context.error
+    log.error(
+        "handler failed for update %s: %s",
+        update_id,
+        type(error).__name__,
+        exc_info=(type(error), error, error.__traceback__) if error else None,
+    )

@@ -1,0 +1,77 @@
+"""Reply helpers shared by the handlers: the current participant, and replies via the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+from telegram import Update
+from telegram.constants import ParseMode
+
+from bot.deps import BotContext
+from bot.sender import OutboxSender
+from messages.render import render, render_bilingual
+from models import outbox
+from models.participants import participant_by_user
+from models.tables import Participant
+
+
+async def current_participant(update: Update, context: BotContext) -> Participant | None:
+    """The linked participant who sent this update, or None for anyone else."""
+    user = update.effective_user
+    if user is None:
+        return None
+    user_id = user.id
+    return await context.deps.db(lambda s: participant_by_user(s, user_id))
+
+
+async def reply_neutral(update: Update) -> None:
+    """The one reply for everyone who is not a linked participant: it reveals nothing."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(
+            render_bilingual("neutral"), parse_mode=ParseMode.HTML
+        )
+
+
+def enqueue_text(
+    session: Session,
+    *,
+    participant: Participant,
+    purpose: str,
+    template: str,
+    now: Any,
+    markup: dict[str, Any] | None = None,
+    **params: Any,
+) -> int | None:
+    """Render a template in the participant's language and put it in the outbox."""
+    assert participant.telegram_chat_id is not None
+    return outbox.enqueue(
+        session,
+        purpose=purpose,
+        chat_id=participant.telegram_chat_id,
+        participant_id=participant.id,
+        text=render(template, participant.language, **params),
+        reply_markup=markup,
+        now=now,
+    )
+
+
+async def reply_to_participant(
+    update: Update, context: BotContext, participant: Participant, template: str, **params: Any
+) -> None:
+    """Answer this update through the outbox; a replayed update cannot answer twice."""
+    now = context.deps.now()
+    purpose = f"reply:{update.update_id}:{template}"
+    message_id = await context.deps.db(
+        lambda s: enqueue_text(
+            s, participant=participant, purpose=purpose, template=template, now=now, **params
+        )
+    )
+    await sender(context).flush([message_id] if message_id is not None else [])
+
+
+def sender(owner: BotContext | Any) -> OutboxSender:
+    """The application's outbox sender, from a handler's context or the application itself."""
+    found = owner.bot_data["sender"]
+    assert isinstance(found, OutboxSender)
+    return found

@@ -1,0 +1,56 @@
+"""Start and stop the bot: polling, the outbox sender and the periodic passes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.app import build_application, prepare
+from bot.deps import BotApp, Deps
+from bot.replies import sender
+from scheduler.runner import PeriodicJob, start_scheduler
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def running(
+    deps: Deps, *, token: str, poll_timeout: float = 10.0, with_scheduler: bool = True
+) -> AsyncIterator[BotApp]:
+    """Run the bot by long polling until the block exits; tests drive passes by hand."""
+    application = build_application(deps, token=token)
+    await application.initialize()
+    await prepare(application)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(
+        timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
+    )
+    scheduler = None
+    if with_scheduler:
+        outbox = sender(application)
+        scheduler = start_scheduler([PeriodicJob("outbox", outbox.flush, seconds=5)])
+    try:
+        yield application
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+
+async def serve(deps: Deps, *, token: str) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(deps, token=token):
+        log.info("bot running; waiting for SIGINT or SIGTERM")
+        await stop.wait()
+    log.info("bot stopped")

@@ -1,0 +1,1 @@
+"""Operator entry points: settings, the `followup` command line and the demo."""

@@ -1,0 +1,124 @@
+"""`followup demo`: the bot end to end in the sandbox, as participants and coordinators see it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from bot.deps import Deps
+from bot.runtime import running
+from followup.settings import load_settings
+from models import schema
+from models.db import make_engine, transaction
+from models.participants import enroll, list_participants
+from sandbox import Sandbox, SandboxUser
+from sandbox.state import BotMessage
+from scheduler.clock import system_clock
+from study.invites import deep_link
+
+DEMO_PARTICIPANTS = [
+    ("DEMO-001", "zh", False),
+    ("DEMO-002", "en", True),
+    ("DEMO-003", "zh", True),
+]
+
+
+class Narrator:
+    """Prints what each person does and what the bot shows them."""
+
+    def __init__(self, console: Console, sandbox: Sandbox) -> None:
+        self.console, self.sandbox = console, sandbox
+        self.seen: dict[int, int] = {}
+
+    def step(self, text: str) -> None:
+        self.console.rule(f"[bold]{text}")
+
+    def says(self, who: str, text: str) -> None:
+        self.console.print(f"[cyan]{who}[/cyan] sends: [italic]{text}[/italic]")
+
+    async def shows(self, who: str, user: SandboxUser) -> BotMessage:
+        after = self.seen.get(user.id, 0)
+        message = await self.sandbox.next_message(user.id, after=after)
+        self.seen[user.id] = after + 1
+        buttons = "  ".join(f"[{label}]" for label, _ in message.buttons)
+        body = message.text + (f"\n\n{buttons}" if buttons else "")
+        self.console.print(Panel(body, title=f"{who}'s phone", title_align="left", width=78))
+        return message
+
+
+async def run_demo(console: Console, *, keep: bool = False) -> None:
+    workdir = Path("demo-output") if keep else Path(tempfile.mkdtemp(prefix="followup-demo-"))
+    workdir.mkdir(exist_ok=True)
+    database = workdir / "demo.db"
+    database.unlink(missing_ok=True)
+    try:
+        async with Sandbox() as sandbox:
+            await _play(console, sandbox, database)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    console.print(f"\nDemo finished. Database: {database if keep else 'deleted (use --keep)'}")
+
+
+async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
+    settings = load_settings(
+        database_url=f"sqlite:///{database}",
+        telegram_api_url=sandbox.api_url,
+        telegram_token=sandbox.token,
+        bot_username=sandbox.state.bot_username,
+    )
+    engine = make_engine(settings.database_url)
+    schema.upgrade(engine)
+    deps = Deps(settings=settings, engine=engine)
+    say = Narrator(console, sandbox)
+
+    say.step("A coordinator enrols three made-up participants")
+    tokens: dict[str, str] = {}
+    with transaction(engine) as session:
+        for study_id, language, biospecimen in DEMO_PARTICIPANTS:
+            issued = enroll(
+                session, study_id=study_id, enrolled_on=dt.date(2026, 1, 15), language=language,
+                timezone=settings.timezone, biospecimen=biospecimen, now=system_clock(),
+                invite_ttl=dt.timedelta(days=settings.invite_ttl_days), actor="coordinator:demo",
+            )  # fmt: skip
+            tokens[study_id] = issued.token
+            link = deep_link(settings.bot_username, issued.token)
+            console.print(f"$ followup enroll {study_id} --enrolled-on 2026-01-15 "
+                          f"--language {language}\n  {link}")  # fmt: skip
+
+    async with running(deps, token=settings.require_token(), poll_timeout=1, with_scheduler=False):
+        zhang = sandbox.add_user(first_name="Demo", language_code="zh")
+        say.step("DEMO-001 opens the invite link on their phone")
+        say.says("DEMO-001", f"/start {tokens['DEMO-001'][:6]}…")
+        await sandbox.send_command(zhang, "start", tokens["DEMO-001"])
+        await say.shows("DEMO-001", zhang)
+
+        say.step("DEMO-001 asks for help, then switches to English")
+        await sandbox.send_command(zhang, "help")
+        await say.shows("DEMO-001", zhang)
+        await sandbox.send_command(zhang, "language")
+        await say.shows("DEMO-001", zhang)
+
+        stranger = sandbox.add_user(first_name="Stranger", language_code="en")
+        say.step("Someone outside the study tries a guessed token, then DEMO-001's used one")
+        await sandbox.send_command(stranger, "start", "guessed-token-123")
+        await say.shows("stranger", stranger)
+        await sandbox.send_command(stranger, "start", tokens["DEMO-001"])
+        await say.shows("stranger", stranger)
+
+        smith = sandbox.add_user(first_name="Demo", language_code="en")
+        say.step("DEMO-002 links their chat (English)")
+        await sandbox.send_command(smith, "start", tokens["DEMO-002"])
+        await say.shows("DEMO-002", smith)
+
+    say.step("The coordinator's view: followup participants")
+    with transaction(engine) as session:
+        for p in list_participants(session):
+            linked = "linked" if p.telegram_user_id else "not linked"
+            console.print(f"  {p.study_id}  {p.status:8}  {p.language}  {linked}")
+    engine.dispose()

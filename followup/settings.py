@@ -1,0 +1,93 @@
+"""Settings from the environment and an optional `.env` file, validated at start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Telegram bot tokens look like "123456789:AA...": a numeric bot id, a colon, 30+ url-safe chars.
+TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,100}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob the operator can turn; names are part of the operator's interface."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FOLLOWUP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///followup.db"
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    bot_username: str | None = None
+    coordinator_chat_id: int | None = None
+    coordinator_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    timezone: str = "Asia/Shanghai"
+    study_end: dt.date = dt.date(2028, 12, 31)
+    invite_ttl_days: int = Field(default=30, ge=1, le=365)
+    link_attempts_max: int = Field(default=5, ge=1)
+    link_attempts_window_minutes: int = Field(default=15, ge=1)
+    team_contact: str = "PUMCH K8454 study office"
+
+    @field_validator("coordinator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError("must be comma-separated Telegram user ids") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def require_token(self) -> str:
+        """Return the bot token, or explain why `run` cannot start."""
+        if self.telegram_token is None or not self.telegram_token.get_secret_value():
+            raise SettingsError(
+                "FOLLOWUP_TELEGRAM_TOKEN is not set: create a bot with @BotFather "
+                "and put its token in the environment or .env"
+            )
+        token = self.telegram_token.get_secret_value()
+        if not TOKEN_PATTERN.match(token):
+            raise SettingsError(
+                "FOLLOWUP_TELEGRAM_TOKEN is malformed: expected '<digits>:<secret>' "
+                "as issued by @BotFather"
+            )
+        return token
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into one that names the bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "FOLLOWUP_" + "_".join(str(p) for p in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

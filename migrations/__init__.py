@@ -1,0 +1,1 @@
+"""Alembic migrations: one small revision per schema change."""

@@ -1,0 +1,119 @@
+"""Query functions for the outbox: enqueue once per purpose, claim, and mark the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models.tables import OutboxMessage, OutboxStatus
+
+
+def enqueue(
+    session: Session,
+    *,
+    purpose: str,
+    chat_id: int,
+    text: str,
+    now: dt.datetime,
+    participant_id: int | None = None,
+    reply_markup: dict[str, Any] | None = None,
+    not_before: dt.datetime | None = None,
+) -> int | None:
+    """Add a message unless one with this purpose exists; return its id, or None if it did."""
+    values = {
+        "purpose": purpose,
+        "chat_id": chat_id,
+        "participant_id": participant_id,
+        "text": text,
+        "reply_markup": json.dumps(reply_markup, ensure_ascii=False) if reply_markup else None,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": not_before or now,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["purpose"])
+        .returning(col(OutboxMessage.id))
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+SEND_LEASE = dt.timedelta(minutes=2)
+_CLAIMABLE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+
+
+def claim(session: Session, *, now: dt.datetime, ids: Sequence[int] | None = None,
+          limit: int = 100) -> list[OutboxMessage]:  # fmt: skip
+    """Move due messages to SENDING under a lease; only the claimer that flips a row sends it.
+
+    A row left in SENDING by a crashed sender becomes claimable again when its lease runs out,
+    which is the one way a message can go out twice.
+    """
+    due = (col(OutboxMessage.status).in_(_CLAIMABLE), col(OutboxMessage.next_attempt_at) <= now)
+    query = select(OutboxMessage).where(*due)
+    if ids is not None:
+        query = query.where(col(OutboxMessage.id).in_(ids))
+    candidates = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit)).all()
+    claimed = []
+    for message in candidates:
+        flipped = session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == message.id, *due)
+            .values(
+                status=OutboxStatus.SENDING.value,
+                attempts=OutboxMessage.attempts + 1,
+                next_attempt_at=now + SEND_LEASE,
+            )
+        )
+        if flipped.rowcount == 1:  # type: ignore[attr-defined]
+            session.refresh(message)
+            claimed.append(message)
+    return claimed
+
+
+def mark_sent(
+    session: Session, *, message_id: int, telegram_message_id: int, now: dt.datetime
+) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            status=OutboxStatus.SENT.value, sent_at=now, telegram_message_id=telegram_message_id
+        )
+    )
+
+
+def mark_retry(session: Session, *, message_id: int, at: dt.datetime, error: str) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.status) == OutboxStatus.SENDING,
+        )
+        .values(status=OutboxStatus.PENDING.value, next_attempt_at=at, last_error=error[:200])
+    )
+
+
+def mark_failed(session: Session, *, message_id: int, error: str) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(status=OutboxStatus.FAILED.value, last_error=error[:200])
+    )
+
+
+def pending_count(session: Session) -> int:
+    query = select(OutboxMessage.id).where(
+        col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+    )
+    return len(session.exec(query).all())

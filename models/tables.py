@@ -1,0 +1,108 @@
+"""The skeleton's tables: participants, invites, link attempts, the audit log and the outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+def _utc(nullable: bool = True, index: bool = False) -> Column[dt.datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class ParticipantStatus(StrEnum):
+    ACTIVE = "active"
+
+
+class Participant(SQLModel, table=True):
+    """One enrolled person, known by a pseudonymous study id; never a name or phone number."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(max_length=32, unique=True, index=True)
+    language: str = Field(max_length=2)
+    timezone: str = Field(max_length=64)
+    enrolled_on: dt.date
+    biospecimen: bool = False
+    status: str = Field(default=ParticipantStatus.ACTIVE, max_length=24)
+    telegram_user_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
+    )
+    telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    linked_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+
+
+class Invite(SQLModel, table=True):
+    """A single-use link token; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    expires_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    used_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+
+
+class LinkAttempt(SQLModel, table=True):
+    """A failed /start from a Telegram user, kept under a hash of the user id for throttling."""
+
+    __table_args__ = (Index("ix_linkattempt_user_at", "user_key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=64)
+    at: dt.datetime = Field(sa_column=_utc(nullable=False))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of a state change, chained to the previous row by hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64, index=True)
+    entity: str = Field(max_length=32)
+    entity_id: str = Field(max_length=64, index=True)
+    before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to send, written in the same transaction as the change that caused it.
+
+    `purpose` is unique, e.g. "prompt:P001:2": one purpose can create one message at most.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("purpose", name="uq_outbox_purpose"),
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    purpose: str = Field(max_length=128)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    reply_markup: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
+    attempts: int = 0
+    created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    next_attempt_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    sent_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    telegram_message_id: int | None = None
+    last_error: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,1 @@
+"""Time: the injectable clock, APScheduler wiring and the dispatch pass."""

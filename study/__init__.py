@@ -1,0 +1,1 @@
+"""Study rules as pure functions: data and `now` in, decisions out; no Telegram, SQL or clock."""
