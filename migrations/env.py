@@ -40,7 +40,10 @@ def run_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    engine = make_engine(url or "")
     with engine.connect() as new_connection:
         _run(new_connection)
     engine.dispose()

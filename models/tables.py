@@ -106,3 +106,27 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None, sa_column=_utc())
     telegram_message_id: int | None = None
     last_error: str | None = Field(default=None, max_length=200)
+
+
+class VisitStatus(StrEnum):
+    PLANNED = "planned"  # not yet due
+    OPEN = "open"  # prompt sent (or due); the window is open
+    COMPLETED = "completed"  # submitted in chat, or recorded by phone or in clinic
+    MISSED = "missed"  # the window closed unanswered; handed to a coordinator
+    CANCELLED = "cancelled"  # withdrawal, confirmed death, or re-planned away
+
+
+class Visit(SQLModel, table=True):
+    """One quarterly follow-up contact; `number` 1 is due 3 months after enrolment."""
+
+    __table_args__ = (UniqueConstraint("participant_id", "number", name="uq_visit_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True)
+    number: int
+    due_date: dt.date
+    window_closes_on: dt.date
+    status: str = Field(default=VisitStatus.PLANNED, max_length=16, index=True)
+    completed_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    completion_mode: str | None = Field(default=None, max_length=8)  # chat, phone or clinic
+    created_at: dt.datetime = Field(sa_column=_utc(nullable=False))

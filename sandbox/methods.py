@@ -31,7 +31,9 @@ async def get_updates(sb: Sandbox, params: dict[str, Any]) -> Any:
     if not state.updates and timeout > 0:
         try:
             async with sb._changed:
-                await asyncio.wait_for(sb._changed.wait_for(lambda: bool(state.updates)), timeout)
+                await asyncio.wait_for(
+                    sb._changed.wait_for(lambda: bool(state.updates) or sb.closing), timeout
+                )
         except TimeoutError:
             pass
     return state.updates[:limit]

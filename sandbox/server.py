@@ -73,6 +73,7 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.group_chats: set[int] = set()
+        self.closing = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -92,6 +93,10 @@ class Sandbox:
         return self
 
     async def stop(self) -> None:
+        # Release long polls first; aiohttp's shutdown would otherwise wait for them to time out.
+        self.closing = True
+        async with self._changed:
+            self._changed.notify_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

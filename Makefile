@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both build .venv on first use.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench chaos migration clean
+
+$(BIN)/followup: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/followup
+	$(BIN)/followup demo
+
+test: lint typecheck pytest
+
+lint: $(BIN)/followup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/followup
+	$(BIN)/mypy .
+
+pytest: $(BIN)/followup
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(BIN)/followup
+	$(BIN)/python -m bench
+
+# make migration m="what changed": autogenerate a revision against a scratch database at head.
+migration: $(BIN)/followup
+	rm -f /tmp/followup-migration.db
+	FOLLOWUP_DATABASE_URL=sqlite:////tmp/followup-migration.db $(BIN)/followup init
+	$(BIN)/alembic -c alembic.ini -x url=sqlite:////tmp/followup-migration.db revision --autogenerate -m "$(m)"
+	$(BIN)/ruff format migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
