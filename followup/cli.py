@@ -173,5 +173,12 @@ def demo(
     asyncio.run(run_demo(console, keep=keep))
 
 
+def _register_features() -> None:
+    """Feature commands live in followup/commands/; register each module here, in order."""
+
+
+_register_features()
+
+
 def main() -> None:
     app()

@@ -16,7 +16,12 @@ def _utc(nullable: bool = True, index: bool = False) -> Column[dt.datetime]:
 
 
 class ParticipantStatus(StrEnum):
+    """Where a participant stands in the study (consent scopes are tracked beside it)."""
+
     ACTIVE = "active"
+    DEATH_REPORTED = "death_reported"  # a proxy reported a death; awaiting a coordinator
+    DECEASED = "deceased"  # confirmed by a coordinator: no contact ever again
+    WITHDRAWN = "withdrawn"  # left the whole study: no contact of any kind
 
 
 class Participant(SQLModel, table=True):
@@ -29,6 +34,8 @@ class Participant(SQLModel, table=True):
     enrolled_on: dt.date
     biospecimen: bool = False
     status: str = Field(default=ParticipantStatus.ACTIVE, max_length=24)
+    chat_contact: bool = True  # False once they withdraw from chat contact
+    unreachable: bool = False  # Telegram refused a send (403); cleared when they write again
     telegram_user_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
     )

@@ -22,7 +22,9 @@ from sandbox import Sandbox
 from scheduler.clock import FrozenClock
 from tests import pg
 
-BACKENDS = [b.strip() for b in os.environ.get("FOLLOWUP_TEST_BACKENDS", "sqlite,postgresql").split(",")]
+BACKENDS = [
+    b.strip() for b in os.environ.get("FOLLOWUP_TEST_BACKENDS", "sqlite,postgresql").split(",")
+]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # 2026-03-02 02:00 UTC is 10:00 in Shanghai, a Monday.
 START = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)

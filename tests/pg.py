@@ -17,7 +17,9 @@ class PostgresUnavailable(Exception):
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None
+    )
     if found is None:
         raise PostgresUnavailable(f"{name} not found on PATH or in /usr/lib/postgresql/*/bin")
     return found
@@ -40,10 +42,9 @@ class Cluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        subprocess.run(
-            [*self.prefix, _binary("pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
-             "stop"], capture_output=True, check=False,
-        )  # fmt: skip
+        data = str(self.directory / "data")
+        command = [*self.prefix, _binary("pg_ctl"), "-D", data, "-m", "immediate", "stop"]
+        subprocess.run(command, capture_output=True, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

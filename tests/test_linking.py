@@ -117,7 +117,9 @@ async def test_revoked_invite_no_longer_links(
     await sandbox.send_command(user, "start", first.token)
     assert (await sandbox.next_message(user.id, after=0)).text == NEUTRAL
     await sandbox.send_command(user, "start", fresh.token)
-    assert (await sandbox.next_message(user.id, after=1)).text == plain_text(render("greeting", "zh"))
+    assert (await sandbox.next_message(user.id, after=1)).text == plain_text(
+        render("greeting", "zh")
+    )
 
 
 async def test_repeated_bad_tokens_are_throttled_even_for_a_valid_one(
@@ -160,9 +162,10 @@ async def test_help_and_language_switch_for_a_linked_participant(
 async def test_command_menu_is_published_in_both_languages(bot: BotApp, sandbox: Sandbox) -> None:
     assert {c["command"] for c in sandbox.state.commands["zh"]} >= {"help", "language"}
     assert {c["command"] for c in sandbox.state.commands["en"]} >= {"help", "language"}
-    assert sandbox.state.commands["en"][0]["description"] != sandbox.state.commands["zh"][0][
-        "description"
-    ]
+    assert (
+        sandbox.state.commands["en"][0]["description"]
+        != sandbox.state.commands["zh"][0]["description"]
+    )
 
 
 async def test_stray_button_press_is_answered_and_changes_nothing(

@@ -1,4 +1,4 @@
-"""visits
+"""visits, and the participant's chat-contact and reachability flags
 
 Revision ID: 0002
 Revises: 0001
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 import models.types
 
@@ -47,6 +46,13 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_visit_status"), ["status"], unique=False)
 
+    with op.batch_alter_table("participant", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("chat_contact", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
+        batch_op.add_column(
+            sa.Column("unreachable", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     # ### end Alembic commands ###
 
 
@@ -57,4 +63,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_visit_participant_id"))
 
     op.drop_table("visit")
+    with op.batch_alter_table("participant", schema=None) as batch_op:
+        batch_op.drop_column("unreachable")
+        batch_op.drop_column("chat_contact")
     # ### end Alembic commands ###

@@ -1,0 +1,1 @@
+"""Feature command groups of the `followup` CLI; each module has `register(app)`."""
