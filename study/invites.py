@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 # Telegram allows A-Z, a-z, 0-9, "_" and "-" in a start parameter, at most 64 characters.
-START_PARAMETER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+START_PARAMETER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOKEN_BYTES = 24  # 192 bits of randomness, 32 characters
 
 
@@ -32,7 +32,7 @@ def hash_token(token: str) -> str:
 
 
 def looks_like_token(value: str) -> bool:
-    return bool(START_PARAMETER.match(value))
+    return START_PARAMETER.fullmatch(value) is not None
 
 
 def invite_state(
