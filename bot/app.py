@@ -7,17 +7,18 @@ from typing import Any, cast
 
 from telegram import BotCommand, Update
 from telegram.ext import (
-    AIORateLimiter,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot import enrolment, general
 from bot.deps import BotApp, BotContext, Deps
+from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
 from bot.sender import OutboxSender
 from messages.render import bot_commands
@@ -25,6 +26,7 @@ from messages.render import bot_commands
 log = logging.getLogger(__name__)
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+HANDLED_GROUP = 1000
 
 
 def build_application(deps: Deps, *, token: str) -> BotApp:
@@ -32,13 +34,9 @@ def build_application(deps: Deps, *, token: str) -> BotApp:
     application = cast(
         BotApp,
         ApplicationBuilder()
-        .token(token)
-        .base_url(deps.settings.telegram_api_url)
+        .bot(DurableBot(deps, token))
         .context_types(ContextTypes(context=BotContext))
         .concurrent_updates(PerChatUpdateProcessor(64))
-        # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
-        # retry_after has passed, then retries, so nothing is sent inside the window.
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .build(),
     )
     application.bot_data["deps"] = deps
@@ -52,6 +50,8 @@ def _add_handlers(application: BotApp) -> None:
     application.add_handler(CommandHandler("language", general.switch_language, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(general.answer_stale_button))
     application.add_handler(MessageHandler(PRIVATE, general.answer_anything_else))
+    # Last group: runs for every update once the handlers above have had their effect.
+    application.add_handler(TypeHandler(Update, mark_handled), group=HANDLED_GROUP)
     application.add_error_handler(_log_error)
 
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from bot.app import build_application, prepare
 from bot.deps import BotApp, Deps
+from bot.durable import DurableBot
 from bot.replies import sender
 from scheduler.runner import PeriodicJob, start_scheduler
 
@@ -26,7 +27,9 @@ async def running(
     await application.initialize()
     await prepare(application)
     await application.start()
-    assert application.updater is not None
+    assert isinstance(application.bot, DurableBot) and application.updater is not None
+    for update in await application.bot.replay_pending():
+        await application.update_queue.put(update)
     await application.updater.start_polling(
         timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
     )

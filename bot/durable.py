@@ -1,0 +1,72 @@
+"""Durable intake: record every update in the inbox before its offset is confirmed.
+
+python-telegram-bot's Updater confirms an offset with the next getUpdates call, which can happen
+before the handlers for the previous batch have run; a kill in between would lose updates the
+participant saw delivered. Recording the batch inside getUpdates closes that gap, and the handled
+mark makes a second delivery of the same update_id a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+
+from bot.deps import BotContext, Deps
+from models import inbox
+
+log = logging.getLogger(__name__)
+
+
+class DurableBot(ExtBot[Any]):
+    """An ExtBot whose getUpdates stores each new update in the inbox before returning it."""
+
+    __slots__ = ("_deps", "_in_flight")
+
+    def __init__(self, deps: Deps, token: str) -> None:
+        self._deps = deps  # set before the base class freezes the object
+        self._in_flight: set[int] = set()
+        super().__init__(
+            token,
+            base_url=deps.settings.telegram_api_url,
+            request=HTTPXRequest(connection_pool_size=128),
+            get_updates_request=HTTPXRequest(connection_pool_size=2),
+            # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
+            # retry_after has passed, then retries, so nothing is sent inside the window.
+            rate_limiter=AIORateLimiter(max_retries=3),
+        )
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        updates = await super().get_updates(*args, **kwargs)
+        fresh = [u for u in updates if u.update_id not in self._in_flight]
+        if not fresh:
+            return ()
+        payloads = [u.to_dict() for u in fresh]
+        now = self._deps.now()
+        done = await self._deps.db(lambda s: inbox.record(s, updates=payloads, now=now))
+        if done:
+            log.info("skipping %d update(s) already handled", len(done))
+        accepted = tuple(u for u in fresh if u.update_id not in done)
+        self._in_flight.update(u.update_id for u in accepted)
+        return accepted
+
+    async def replay_pending(self) -> list[Update]:
+        """Updates recorded but never handled (the process died), to process again in order."""
+        payloads = await self._deps.db(inbox.pending)
+        updates = [Update.de_json(p, self) for p in payloads]
+        self._in_flight.update(u.update_id for u in updates)
+        return updates
+
+    async def mark_handled(self, update_id: int) -> None:
+        now = self._deps.now()
+        await self._deps.db(lambda s: inbox.mark_done(s, update_id=update_id, now=now))
+        self._in_flight.discard(update_id)
+
+
+async def mark_handled(update: object, context: BotContext) -> None:
+    """Runs after every other handler group: the update has had its effect."""
+    if isinstance(update, Update) and isinstance(context.bot, DurableBot):
+        await context.bot.mark_handled(update.update_id)

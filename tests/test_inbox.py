@@ -1,0 +1,85 @@
+"""Accepted updates are durable: a kill between getUpdates and the handlers loses nothing."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.deps import BotApp, Deps
+from bot.runtime import running
+from messages.render import render
+from models.db import transaction
+from models.inbox import InboxUpdate, strip_names
+from models.participants import participant_by_study_id
+from sandbox import Sandbox
+from sandbox.state import plain_text
+from scheduler.clock import FrozenClock
+from tests.factories import enroll_participant
+
+
+async def test_handled_updates_are_marked_and_their_payload_and_names_dropped(
+    bot: BotApp, sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    invite = enroll_participant(deps.engine, clock)
+    user = sandbox.add_user(first_name="Secretname", username="secret_user")
+    await sandbox.send_command(user, "start", invite.token)
+    await sandbox.next_message(user.id, after=0)
+    await sandbox.wait_until(lambda: not bot.bot._in_flight)  # type: ignore[attr-defined]
+    with transaction(deps.engine) as session:
+        rows = session.exec(select(InboxUpdate)).all()
+    assert len(rows) == 1 and rows[0].done_at is not None and rows[0].payload is None
+
+
+def test_names_are_stripped_before_anything_is_stored() -> None:
+    update = {"update_id": 1, "message": {"from": {"id": 5, "first_name": "Li", "username": "li"},
+              "chat": {"id": 5, "first_name": "Li"}, "text": "hi"}}  # fmt: skip
+    stored = strip_names(update)
+    assert "Li" not in str(stored) and "'li'" not in str(stored)
+    assert stored["message"]["text"] == "hi" and stored["message"]["from"]["id"] == 5
+
+
+async def test_an_update_in_flight_at_a_kill_is_handled_after_restart(
+    sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    """Simulate the kill: the update is recorded and confirmed, but no handler ever ran."""
+    invite = enroll_participant(deps.engine, clock)
+    user = sandbox.add_user()
+    deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
+    await sandbox.send_command(user, "start", invite.token)
+
+    from bot.durable import DurableBot
+
+    doomed = DurableBot(deps, sandbox.token)
+    await doomed.initialize()
+    taken = await doomed.get_updates(timeout=1)
+    assert len(taken) == 1
+    await doomed.get_updates(offset=taken[0].update_id + 1, timeout=0)  # offset confirmed
+    await doomed.shutdown()  # ...and the process dies before any handler runs
+    assert sandbox.state.updates == [] and sandbox.messages_to(user.id) == []
+
+    async with running(deps, token=sandbox.token, poll_timeout=1, with_scheduler=False):
+        greeting = await sandbox.next_message(user.id, after=0)
+    assert greeting.text == plain_text(render("greeting", "zh"))
+    with transaction(deps.engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None and participant.telegram_user_id == user.id
+
+
+async def test_a_duplicate_delivery_of_one_update_has_one_effect(
+    bot: BotApp, sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    invite = enroll_participant(deps.engine, clock)
+    user = sandbox.add_user()
+    await sandbox.send_command(user, "start", invite.token)
+    await sandbox.next_message(user.id, after=0)
+    await sandbox.wait_until(lambda: not bot.bot._in_flight)  # type: ignore[attr-defined]
+    first = sandbox.state.sent[0]
+    # Telegram delivers the same update_id again (e.g. after a lost confirmation).
+    replay = {"update_id": 1, "message": {
+        "message_id": 99, "date": 0, "chat": user.private_chat(), "from": user.as_dict(),
+        "text": "/help", "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}}  # fmt: skip
+    sandbox.state.updates.append(replay)
+    await sandbox.send_command(user, "help")
+    second = await sandbox.next_message(user.id, after=1)
+    assert "/language" in second.text and first.text != second.text
+    await sandbox.wait_until(lambda: not sandbox.state.updates)
+    assert len(sandbox.messages_to(user.id)) == 2
