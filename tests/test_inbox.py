@@ -74,9 +74,10 @@ async def test_a_duplicate_delivery_of_one_update_has_one_effect(
     await sandbox.wait_until(lambda: not bot.bot._in_flight)  # type: ignore[attr-defined]
     first = sandbox.state.sent[0]
     # Telegram delivers the same update_id again (e.g. after a lost confirmation).
+    command = [{"type": "bot_command", "offset": 0, "length": 5}]
     replay = {"update_id": 1, "message": {
         "message_id": 99, "date": 0, "chat": user.private_chat(), "from": user.as_dict(),
-        "text": "/help", "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}}  # fmt: skip
+        "text": "/help", "entities": command}}  # fmt: skip
     sandbox.state.updates.append(replay)
     await sandbox.send_command(user, "help")
     second = await sandbox.next_message(user.id, after=1)
