@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import enrolment, general
+from bot import enrolment, general, schedule
 from bot.deps import BotApp, BotContext, Deps
 from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
@@ -45,7 +45,10 @@ def build_application(deps: Deps, *, token: str) -> BotApp:
 
 
 def _add_handlers(application: BotApp) -> None:
+    # First: a participant Telegram refused who writes again is reachable again (issue 3).
+    application.add_handler(TypeHandler(Update, schedule.resume_unreachable), group=-1)
     application.add_handler(CommandHandler("start", enrolment.start_link, filters=PRIVATE))
+    application.add_handler(CommandHandler("next", schedule.show_next_visit, filters=PRIVATE))
     application.add_handler(CommandHandler("help", general.show_help, filters=PRIVATE))
     application.add_handler(CommandHandler("language", general.switch_language, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(general.answer_stale_button))

@@ -13,6 +13,7 @@ from bot.app import build_application, prepare
 from bot.deps import BotApp, Deps
 from bot.durable import DurableBot
 from bot.replies import sender
+from scheduler.dispatch import dispatch_job
 from scheduler.runner import PeriodicJob, start_scheduler
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ async def running(
     scheduler = None
     if with_scheduler:
         outbox = sender(application)
-        scheduler = start_scheduler([PeriodicJob("outbox", outbox.flush, seconds=5)])
+        scheduler = start_scheduler(
+            [PeriodicJob("outbox", outbox.flush, seconds=5), dispatch_job(deps, outbox.flush)]
+        )
     try:
         yield application
     finally:

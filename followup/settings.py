@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from study.visits import in_quiet_hours
 
 # Telegram bot tokens look like "123456789:AA...": a numeric bot id, a colon, 30+ url-safe chars.
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,100}$")
+QUIET_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
 class SettingsError(Exception):
@@ -37,6 +40,15 @@ class Settings(BaseSettings):
     link_attempts_max: int = Field(default=5, ge=1)
     link_attempts_window_minutes: int = Field(default=15, ge=1)
     team_contact: str = "PUMCH K8454 study office"
+    # The follow-up schedule (issue 3); see study/visits.py for how they combine.
+    visit_interval_months: int = Field(default=3, ge=1, le=12)
+    send_hour: int = Field(default=10, ge=0, le=23)
+    reminder_days: Annotated[tuple[int, ...], NoDecode] = (3, 7)
+    window_days: int = Field(default=14, ge=1, le=60)
+    quiet_hours: str = "21:00-08:00"
+    dispatch_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    send_rate: float = Field(default=30.0, gt=0, le=30)
+    coordinator_language: Literal["zh", "en"] = "zh"
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -48,6 +60,39 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError("must be comma-separated Telegram user ids") from exc
         return value
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(int(p) for p in value.split(",") if p.strip())
+            except ValueError as exc:
+                raise ValueError("must be comma-separated whole days, e.g. 3,7") from exc
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_range(cls, value: str) -> str:
+        if not QUIET_PATTERN.match(value):
+            raise ValueError("must look like 21:00-08:00 (empty start == end means none)")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> Settings:
+        days = self.reminder_days
+        if any(d < 1 for d in days) or list(days) != sorted(set(days)):
+            raise ValueError("FOLLOWUP_REMINDER_DAYS must be increasing whole days >= 1")
+        if days and days[-1] >= self.window_days:
+            raise ValueError("FOLLOWUP_REMINDER_DAYS must all fall before FOLLOWUP_WINDOW_DAYS")
+        if in_quiet_hours(dt.time(self.send_hour), self.quiet_window()):
+            raise ValueError("FOLLOWUP_SEND_HOUR falls inside FOLLOWUP_QUIET_HOURS")
+        return self
+
+    def quiet_window(self) -> tuple[dt.time, dt.time]:
+        """Quiet hours as (start, end) local times; start == end means no quiet hours."""
+        start, end = self.quiet_hours.split("-")
+        return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
 
     @field_validator("timezone")
     @classmethod

@@ -40,6 +40,9 @@ class Participant(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, unique=True, nullable=True)
     )
     telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The schedule settings the visits were last planned with (study.visits.ScheduleRules);
+    # NULL for a new participant. Indexed so the dispatch pass finds who needs a plan cheaply.
+    plan_key: str | None = Field(default=None, max_length=128, index=True)
     linked_at: dt.datetime | None = Field(default=None, sa_column=_utc())
     created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
 
@@ -126,7 +129,10 @@ class VisitStatus(StrEnum):
 class Visit(SQLModel, table=True):
     """One quarterly follow-up contact; `number` 1 is due 3 months after enrolment."""
 
-    __table_args__ = (UniqueConstraint("participant_id", "number", name="uq_visit_number"),)
+    __table_args__ = (
+        UniqueConstraint("participant_id", "number", name="uq_visit_number"),
+        Index("ix_visit_next_action_at", "next_action_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
@@ -137,3 +143,43 @@ class Visit(SQLModel, table=True):
     completed_at: dt.datetime | None = Field(default=None, sa_column=_utc())
     completion_mode: str | None = Field(default=None, max_length=8)  # chat, phone or clinic
     created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    # The dispatch pass's cursor: the next stage (study.visits: prompt, reminder1 …, close,
+    # done) and when it falls due; NULL once the visit is completed, missed or cancelled.
+    stage: str = Field(default="prompt", max_length=16)
+    next_action_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    note: str | None = Field(default=None, max_length=500)  # a coordinator's completion note
+
+
+class AlertTier(StrEnum):
+    RED = "RED"
+    AMBER = "AMBER"
+    ADMIN = "ADMIN"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Alert(SQLModel, table=True):
+    """Something a coordinator must act on; it stays open until someone does.
+
+    `kind` names the trigger (visit_missed, unreachable, …); `detail` is a short, non-clinical
+    note for the coordinator's view. Notifications go through the outbox as `alert:<id>`.
+    """
+
+    __table_args__ = (Index("ix_alert_status_tier", "status", "tier"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", index=True)
+    visit_id: int | None = Field(default=None, foreign_key="visit.id", index=True)
+    tier: str = Field(max_length=8)
+    kind: str = Field(max_length=32)
+    status: str = Field(default=AlertStatus.OPEN, max_length=16)
+    detail: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
+    notified_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    acknowledged_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    resolved_at: dt.datetime | None = Field(default=None, sa_column=_utc())

@@ -1,0 +1,84 @@
+"""Query functions for alerts: raise one (with its coordinator notice), find and resolve them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from models import outbox
+from models.tables import Alert, AlertStatus
+
+log = logging.getLogger(__name__)
+
+
+def raise_alert(
+    session: Session,
+    *,
+    tier: str,
+    kind: str,
+    now: dt.datetime,
+    participant_id: int | None = None,
+    visit_id: int | None = None,
+    detail: str | None = None,
+    notify_chat_id: int | None = None,
+    notice: str | None = None,
+) -> Alert:
+    """Store an open alert and, in the same transaction, queue its notice to the coordinators.
+
+    The notice is not addressed to a participant (`participant_id` is left empty on the outbox
+    row), so a participant's contact state never holds back a coordinator's alert.
+    """
+    alert = Alert(
+        participant_id=participant_id,
+        visit_id=visit_id,
+        tier=tier,
+        kind=kind,
+        detail=detail,
+        status=AlertStatus.OPEN,
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    if notify_chat_id is not None and notice:
+        outbox.enqueue(
+            session, purpose=f"alert:{alert.id}", chat_id=notify_chat_id, text=notice, now=now
+        )
+    else:
+        log.warning("alert %s (%s) stored; no coordinator chat is configured", alert.id, kind)
+    return alert
+
+
+def open_alerts(
+    session: Session, *, tier: str | None = None, kind: str | None = None,
+    participant_id: int | None = None,
+) -> Sequence[Alert]:  # fmt: skip
+    query = select(Alert).where(Alert.status == AlertStatus.OPEN)
+    if tier is not None:
+        query = query.where(Alert.tier == tier)
+    if kind is not None:
+        query = query.where(Alert.kind == kind)
+    if participant_id is not None:
+        query = query.where(Alert.participant_id == participant_id)
+    return session.exec(query.order_by(col(Alert.id))).all()
+
+
+def alerts_for(session: Session, participant_id: int) -> Sequence[Alert]:
+    query = select(Alert).where(Alert.participant_id == participant_id)
+    return session.exec(query.order_by(col(Alert.id))).all()
+
+
+def resolve_alerts(
+    session: Session, *, participant_id: int, kind: str, now: dt.datetime
+) -> list[int]:
+    """Resolve a participant's open alerts of one kind; return their ids."""
+    resolved = []
+    for alert in open_alerts(session, kind=kind, participant_id=participant_id):
+        alert.status = AlertStatus.RESOLVED
+        alert.resolved_at = now
+        session.add(alert)
+        assert alert.id is not None
+        resolved.append(alert.id)
+    return resolved

@@ -1,0 +1,163 @@
+"""Query functions for visits: planning, what is due, guarded stage changes and completion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from models import audit
+from models.db import is_postgres
+from models.tables import Participant, Visit, VisitStatus
+
+ACTIVE_STATUSES = (VisitStatus.PLANNED.value, VisitStatus.OPEN.value)
+COMPLETION_MODES = ("chat", "phone", "clinic")
+
+
+class VisitNotFound(Exception):
+    """No visit with that study id and number."""
+
+
+class VisitClosed(Exception):
+    """The visit is already completed, missed or cancelled."""
+
+
+def participants_needing_plan(session: Session, *, key: str, limit: int) -> Sequence[Participant]:
+    """Participants never planned, or planned under other settings (two index range scans)."""
+    stale = or_(
+        col(Participant.plan_key).is_(None),
+        col(Participant.plan_key) < key,
+        col(Participant.plan_key) > key,
+    )
+    query = select(Participant).where(stale).order_by(col(Participant.id)).limit(limit)
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update(skip_locked=True)
+    return session.exec(query).all()
+
+
+def visits_of(session: Session, participant_id: int) -> Sequence[Visit]:
+    query = select(Visit).where(Visit.participant_id == participant_id)
+    return session.exec(query.order_by(col(Visit.number))).all()
+
+
+def insert_visits(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add planned visits in one statement (a first plan writes a dozen per participant)."""
+    if rows:
+        session.execute(Visit.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+
+
+def due_visits(
+    session: Session, *, now: dt.datetime, limit: int
+) -> list[tuple[Visit, Participant]]:
+    """Active visits whose next stage is due as of `now`, oldest first (an index range scan).
+
+    On PostgreSQL the rows are locked, skipping those another dispatcher holds, so two
+    dispatchers share the work instead of queueing behind each other.
+    """
+    query = (
+        select(Visit, Participant)
+        .join(Participant, col(Participant.id) == col(Visit.participant_id))
+        .where(col(Visit.next_action_at) <= now, col(Visit.status).in_(ACTIVE_STATUSES))
+        .order_by(col(Visit.next_action_at), col(Visit.id))
+        .limit(limit)
+    )
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update(of=Visit, skip_locked=True)
+    return [(visit, participant) for visit, participant in session.exec(query).all()]
+
+
+def advance(
+    session: Session, visit: Visit, *, stage: str, at: dt.datetime | None, status: str | None
+) -> bool:
+    """Move a visit to its next stage if nobody else has since; True when this call did it."""
+    values: dict[str, Any] = {"stage": stage, "next_action_at": at}
+    if status is not None:
+        values["status"] = status
+    changed = session.execute(
+        update(Visit)
+        .where(
+            col(Visit.id) == visit.id,
+            col(Visit.stage) == visit.stage,
+            col(Visit.next_action_at) == visit.next_action_at,
+            col(Visit.status).in_(ACTIVE_STATUSES),
+        )
+        .values(**values)
+    )
+    return bool(changed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def cancel_remaining(session: Session, participant_id: int) -> int:
+    """Cancel every planned or open visit of a participant; return how many."""
+    changed = session.execute(
+        update(Visit)
+        .where(col(Visit.participant_id) == participant_id, col(Visit.status).in_(ACTIVE_STATUSES))
+        .values(status=VisitStatus.CANCELLED.value, stage="done", next_action_at=None)
+    )
+    return int(changed.rowcount)  # type: ignore[attr-defined]
+
+
+def visit_by_number(session: Session, participant_id: int, number: int) -> Visit | None:
+    query = select(Visit).where(Visit.participant_id == participant_id, Visit.number == number)
+    return session.exec(query).first()
+
+
+def next_visit(session: Session, participant_id: int) -> Visit | None:
+    """The participant's open visit, or else their next planned one."""
+    query = (
+        select(Visit)
+        .where(Visit.participant_id == participant_id, col(Visit.status).in_(ACTIVE_STATUSES))
+        .order_by(col(Visit.number))
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def complete_visit(
+    session: Session, *, visit: Visit, study_id: str, mode: str, now: dt.datetime, actor: str,
+    note: str | None = None,
+) -> None:  # fmt: skip
+    """Record a follow-up as done; its reminders and its missed hand-over stop. Audited."""
+    if mode not in COMPLETION_MODES:
+        raise ValueError(f"mode must be one of {COMPLETION_MODES}")
+    if visit.status not in ACTIVE_STATUSES:
+        raise VisitClosed(visit.status)
+    before = {"status": visit.status, "stage": visit.stage}
+    visit.status = VisitStatus.COMPLETED
+    visit.stage = "done"
+    visit.next_action_at = None
+    visit.completed_at = now
+    visit.completion_mode = mode
+    visit.note = note
+    session.add(visit)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="visit.completed",
+        entity="visit",
+        entity_id=f"{study_id}:{visit.number}",
+        before=before,
+        after={"status": visit.status, "mode": mode, "note": bool(note)},
+    )
+
+
+def list_visits(
+    session: Session, *, statuses: Sequence[str] | None = None, due_by: dt.date | None = None,
+    closes_before: dt.date | None = None,
+) -> list[tuple[Visit, Participant]]:  # fmt: skip
+    """Visits with their participants, by due date, narrowed by status and dates."""
+    query = select(Visit, Participant).join(
+        Participant, col(Participant.id) == col(Visit.participant_id)
+    )
+    if statuses:
+        query = query.where(col(Visit.status).in_(statuses))
+    if due_by is not None:
+        query = query.where(col(Visit.due_date) <= due_by)
+    if closes_before is not None:
+        query = query.where(col(Visit.window_closes_on) <= closes_before)
+    query = query.order_by(col(Visit.due_date), col(Participant.study_id), col(Visit.number))
+    return [(visit, participant) for visit, participant in session.exec(query).all()]
