@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import enrolment, general, schedule
+from bot import checkin, enrolment, general, schedule
 from bot.deps import BotApp, BotContext, Deps
 from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
@@ -26,6 +26,8 @@ from messages.render import bot_commands
 log = logging.getLogger(__name__)
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+TYPED = filters.TEXT & ~filters.COMMAND
+CHECKIN = r"^(ci|checkin):"  # every check-in button; bot/keyboards.py checks the rest
 HANDLED_GROUP = 1000
 
 
@@ -51,6 +53,9 @@ def _add_handlers(application: BotApp) -> None:
     application.add_handler(CommandHandler("next", schedule.show_next_visit, filters=PRIVATE))
     application.add_handler(CommandHandler("help", general.show_help, filters=PRIVATE))
     application.add_handler(CommandHandler("language", general.switch_language, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(checkin.press_checkin_button, pattern=CHECKIN))
+    application.add_handler(MessageHandler(PRIVATE & TYPED, checkin.answer_text))
+    application.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, checkin.answer_other_media))
     application.add_handler(CallbackQueryHandler(general.answer_stale_button))
     application.add_handler(MessageHandler(PRIVATE, general.answer_anything_else))
     # Last group: runs for every update once the handlers above have had their effect.

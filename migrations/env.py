@@ -9,7 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import models.consent  # noqa: F401  (each import registers its tables on SQLModel.metadata)
+import models.checkin_tables  # noqa: F401  (each import registers its tables on SQLModel.metadata)
+import models.consent  # noqa: F401
 import models.inbox  # noqa: F401
 import models.tables  # noqa: F401
 from models.db import make_engine

@@ -34,3 +34,31 @@ def enroll_participant(
             invite_ttl=invite_ttl,
             actor="coordinator:test",
         )
+
+
+def open_visit(
+    engine: Engine,
+    clock: FrozenClock,
+    study_id: str = "P001",
+    *,
+    number: int = 1,
+    due_date: dt.date = dt.date(2026, 2, 25),
+    window_closes_on: dt.date = dt.date(2026, 3, 25),
+) -> int:
+    """An OPEN visit for the participant, as the schedule would open it; returns its id."""
+    from models.checkins import open_visit as add_open_visit
+    from models.participants import participant_by_study_id
+
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, study_id)
+        assert participant is not None and participant.id is not None
+        visit = add_open_visit(
+            session,
+            participant_id=participant.id,
+            number=number,
+            due_date=due_date,
+            window_closes_on=window_closes_on,
+            now=clock(),
+        )
+        assert visit.id is not None
+        return visit.id

@@ -1,0 +1,83 @@
+"""The check-in in chat: buttons, typed answers and everything else, each handed to the flow."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot import checkin_flow as flow
+from bot import general
+from bot.checkin_turn import Outcome
+from bot.deps import BotContext
+from bot.keyboards import CheckinButton, parse_open
+from bot.replies import sender
+
+log = logging.getLogger(__name__)
+
+
+def _about(update: Update, context: BotContext) -> flow.Update | None:
+    user = update.effective_user
+    if user is None:
+        return None
+    deps = context.deps
+    return flow.Update(user.id, update.update_id, deps.now(), deps.settings.team_contact)
+
+
+async def press_checkin_button(update: Update, context: BotContext) -> None:
+    """Act on a check-in button after checking it against the check-in's current state."""
+    query, about = update.callback_query, _about(update, context)
+    if query is None or about is None:
+        return
+    visit_id, button = parse_open(query.data), CheckinButton.parse(query.data)
+    if visit_id is not None:
+        outcome = await context.deps.db(lambda s: flow.press_open(s, about, visit_id))
+    elif button is not None:
+        outcome = await context.deps.db(lambda s: flow.press_answer(s, about, button))
+    else:
+        await general.answer_stale_button(update, context)
+        return
+    await query.answer(outcome.notice)
+    await _edit_pressed(query, outcome)
+    await sender(context).flush(outcome.outbox)
+
+
+async def _edit_pressed(query: CallbackQuery, outcome: Outcome) -> None:
+    """Show the chosen answer in the pressed message, or update or drop its keyboard."""
+    try:
+        if outcome.edit_html is not None:
+            await query.edit_message_text(outcome.edit_html, parse_mode=ParseMode.HTML)
+        elif outcome.edit_markup is not None:
+            markup = InlineKeyboardMarkup.de_json(outcome.edit_markup, query.get_bot())
+            await query.edit_message_reply_markup(markup)
+        elif outcome.drop_keyboard:
+            await query.edit_message_reply_markup(None)
+    except BadRequest as exc:  # e.g. the message is too old to edit; the answer is stored
+        log.warning("could not edit a check-in message: %s", type(exc).__name__)
+
+
+async def answer_text(update: Update, context: BotContext) -> None:
+    """Take typed text as an answer, or as "start"; anything else gets the general reply."""
+    message, about = update.effective_message, _about(update, context)
+    if message is None or message.text is None or about is None:
+        return
+    text = message.text
+    outcome = await context.deps.db(lambda s: flow.typed_text(s, about, text))
+    if not outcome.handled:
+        await general.answer_anything_else(update, context)
+        return
+    await sender(context).flush(outcome.outbox)
+
+
+async def answer_other_media(update: Update, context: BotContext) -> None:
+    """Ask for buttons or typed text when a sticker, photo or voice note comes mid-check-in."""
+    about = _about(update, context)
+    if about is None:
+        return
+    outcome = await context.deps.db(lambda s: flow.other_media(s, about))
+    if not outcome.handled:
+        await general.answer_anything_else(update, context)
+        return
+    await sender(context).flush(outcome.outbox)

@@ -1,0 +1,148 @@
+"""Entry points of the check-in conversation, one per kind of update, each in one transaction.
+
+Every press is checked against the rows: the participant who pressed, the check-in's state and
+the step the button was shown at. Anything else is stale and changes nothing. A replayed update
+(the same or an older update id) is recognised and ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from bot.checkin_turn import Outcome, Turn, local_today, may_answer, stale, window_open
+from bot.keyboards import CheckinButton
+from bot.replies import enqueue_text
+from messages.instruments import latest, start_words
+from models.checkins import (
+    CheckIn,
+    CheckInStatus,
+    checkin_for_visit,
+    in_progress_checkin,
+    locked_checkin,
+    open_visit_for,
+    start_checkin,
+)
+from models.participants import participant_by_user
+from models.tables import Participant, Visit
+from study.validators import normalise
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the flow needs to know about an incoming update."""
+
+    user_id: int
+    update_id: int
+    now: dt.datetime
+    team_contact: str
+
+
+def _reply(session: Session, participant: Participant, u: Update, template: str) -> Outcome:
+    message_id = enqueue_text(
+        session,
+        participant=participant,
+        now=u.now,
+        template=template,
+        purpose=f"reply:{u.update_id}:{template}",
+    )
+    return Outcome(outbox=[message_id] if message_id is not None else [])
+
+
+def _replayed(checkin: CheckIn, u: Update) -> bool:
+    """True for an update this check-in has already acted on; otherwise remember this one."""
+    if checkin.last_update_id is not None and u.update_id <= checkin.last_update_id:
+        return True
+    checkin.last_update_id = u.update_id
+    return False
+
+
+def _resume(session: Session, participant: Participant, visit: Visit, u: Update) -> Outcome:
+    q = latest()
+    checkin = start_checkin(
+        session, visit=visit, instrument=q.instrument, version=q.version, now=u.now
+    )
+    if checkin.status != CheckInStatus.IN_PROGRESS:
+        return _reply(session, participant, u, "checkin_already_done")
+    if _replayed(checkin, u):
+        return Outcome()
+    return Outcome(outbox=Turn(session, participant, checkin, u.now, u.team_contact).resume())
+
+
+def press_open(session: Session, u: Update, visit_id: int) -> Outcome:
+    """The schedule's "start the check-in" button (`checkin:open:<visit id>`)."""
+    participant = participant_by_user(session, u.user_id)
+    visit = session.get(Visit, visit_id)
+    if participant is None or visit is None or visit.participant_id != participant.id:
+        return stale(participant)
+    if not may_answer(participant):
+        return stale(participant)
+    if not window_open(visit, local_today(participant, u.now)):
+        existing = checkin_for_visit(session, visit_id)
+        done = existing is not None and existing.status != CheckInStatus.IN_PROGRESS
+        return _reply(
+            session, participant, u, "checkin_already_done" if done else "checkin_closed"
+        )
+    return _resume(session, participant, visit, u)
+
+
+def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
+    """A button under a question or the summary."""
+    participant = participant_by_user(session, u.user_id)
+    if participant is None or not may_answer(participant):
+        return stale(participant)
+    checkin = locked_checkin(session, button.checkin_id)
+    if (
+        checkin is None
+        or checkin.participant_id != participant.id
+        or checkin.status != CheckInStatus.IN_PROGRESS
+        or checkin.step != button.step
+        or not window_open(session.get(Visit, checkin.visit_id), local_today(participant, u.now))
+        or _replayed(checkin, u)
+    ):
+        return stale(participant)
+    return Turn(session, participant, checkin, u.now, u.team_contact).press(button.code)
+
+
+def _active_checkin(session: Session, participant: Participant, u: Update) -> CheckIn | None:
+    assert participant.id is not None
+    checkin = in_progress_checkin(session, participant_id=participant.id)
+    if checkin is None:
+        return None
+    visit = session.get(Visit, checkin.visit_id)
+    return checkin if window_open(visit, local_today(participant, u.now)) else None
+
+
+def typed_text(session: Session, u: Update, text: str) -> Outcome:
+    """Typed text: an answer, "start"/"开始" to open or resume, or not ours (handled False)."""
+    participant = participant_by_user(session, u.user_id)
+    if participant is None or not may_answer(participant):
+        return Outcome(handled=False)
+    is_start = normalise(text).casefold() in start_words()
+    checkin = _active_checkin(session, participant, u)
+    if checkin is not None:
+        if _replayed(checkin, u):
+            return Outcome()
+        turn = Turn(session, participant, checkin, u.now, u.team_contact)
+        return Outcome(outbox=turn.resume() if is_start else turn.typed(text))
+    if not is_start:
+        return Outcome(handled=False)
+    assert participant.id is not None
+    visit = open_visit_for(
+        session, participant_id=participant.id, today=local_today(participant, u.now)
+    )
+    if visit is None:
+        return Outcome(handled=False)
+    return _resume(session, participant, visit, u)
+
+
+def other_media(session: Session, u: Update) -> Outcome:
+    """A sticker, photo, voice note…: during a check-in, ask for buttons or typed text."""
+    participant = participant_by_user(session, u.user_id)
+    if participant is None or not may_answer(participant):
+        return Outcome(handled=False)
+    if _active_checkin(session, participant, u) is None:
+        return Outcome(handled=False)
+    return _reply(session, participant, u, "checkin_use_buttons")
