@@ -40,7 +40,10 @@ class DurableBot(ExtBot[Any]):
         )
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
-        updates = await super().get_updates(*args, **kwargs)
+        return await self.accept(await super().get_updates(*args, **kwargs))
+
+    async def accept(self, updates: tuple[Update, ...]) -> tuple[Update, ...]:
+        """Record new updates durably; return those to handle (none already handled)."""
         fresh = [u for u in updates if u.update_id not in self._in_flight]
         if not fresh:
             return ()

@@ -13,6 +13,7 @@ from bot.app import build_application, prepare
 from bot.deps import BotApp, Deps
 from bot.durable import DurableBot
 from bot.replies import sender
+from bot.webhook import WebhookConfig, WebhookServer
 from scheduler.dispatch import dispatch_job
 from scheduler.runner import PeriodicJob, start_scheduler
 
@@ -21,9 +22,14 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def running(
-    deps: Deps, *, token: str, poll_timeout: float = 10.0, with_scheduler: bool = True
+    deps: Deps,
+    *,
+    token: str,
+    poll_timeout: float = 10.0,
+    with_scheduler: bool = True,
+    webhook: WebhookConfig | None = None,
 ) -> AsyncIterator[BotApp]:
-    """Run the bot by long polling until the block exits; tests drive passes by hand."""
+    """Run the bot (long polling, or a webhook) until the block exits; tests drive passes."""
     application = build_application(deps, token=token)
     await application.initialize()
     await prepare(application)
@@ -31,9 +37,13 @@ async def running(
     assert isinstance(application.bot, DurableBot) and application.updater is not None
     for update in await application.bot.replay_pending():
         await application.update_queue.put(update)
-    await application.updater.start_polling(
-        timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
-    )
+    server = WebhookServer(application, webhook) if webhook else None
+    if server is not None:
+        await server.start()
+    else:
+        await application.updater.start_polling(
+            timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
+        )
     scheduler = None
     if with_scheduler:
         outbox = sender(application)
@@ -45,18 +55,21 @@ async def running(
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
-        await application.updater.stop()
+        if server is not None:
+            await server.stop()
+        else:
+            await application.updater.stop()
         await application.stop()
         await application.shutdown()
 
 
-async def serve(deps: Deps, *, token: str) -> None:
+async def serve(deps: Deps, *, token: str, webhook: WebhookConfig | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then stop cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with running(deps, token=token):
+    async with running(deps, token=token, webhook=webhook):
         log.info("bot running; waiting for SIGINT or SIGTERM")
         await stop.wait()
     log.info("bot stopped")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -146,21 +147,38 @@ def participants(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 
 @app.command()
-def run() -> None:
-    """Start the bot (long polling) and the scheduler; stop with Ctrl-C or SIGTERM."""
+def run(
+    webhook: Annotated[
+        str | None, typer.Option(help="serve by webhook at this public https URL")
+    ] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT the webhook server binds")] = (
+        "127.0.0.1:8443"
+    ),
+) -> None:
+    """Start the bot (long polling, or --webhook) and the scheduler; stop with Ctrl-C."""
     from bot.deps import Deps
     from bot.runtime import serve
+    from bot.webhook import WebhookConfig
 
     settings = _settings()
     try:
         token = settings.require_token()
+        config = None
+        if webhook is not None:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise SettingsError("--listen must be HOST:PORT, e.g. 127.0.0.1:8443")
+            config = WebhookConfig(url=webhook, host=host, port=int(port))
+            if settings.webhook_secret is not None:
+                secret = settings.webhook_secret.get_secret_value()
+                config = dataclasses.replace(config, secret=secret)
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     configure_logging()
     engine = make_engine(settings.database_url)
     schema.upgrade(engine)
-    asyncio.run(serve(Deps(settings=settings, engine=engine), token=token))
+    asyncio.run(serve(Deps(settings=settings, engine=engine), token=token, webhook=config))
 
 
 @app.command()
@@ -175,6 +193,9 @@ def demo(
 
 def _register_features() -> None:
     """Feature commands live in followup/commands/; register each module here, in order."""
+    from followup.commands import schedule
+
+    schedule.register(app)
 
 
 _register_features()

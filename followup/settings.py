@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///followup.db"
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
+    # Shared with Telegram by setWebhook; a fresh random one is used at each start when unset.
+    webhook_secret: SecretStr | None = None
     bot_username: str | None = None
     coordinator_chat_id: int | None = None
     coordinator_ids: Annotated[frozenset[int], NoDecode] = frozenset()
@@ -93,6 +95,16 @@ class Settings(BaseSettings):
         """Quiet hours as (start, end) local times; start == end means no quiet hours."""
         start, end = self.quiet_hours.split("-")
         return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram allows 1-256 of A-Z a-z 0-9 _ -; we insist on at least 16 for strength.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()
+        ):
+            raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -106,6 +106,8 @@ async def get_my_commands(sb: Sandbox, params: dict[str, Any]) -> Any:
 async def set_webhook(sb: Sandbox, params: dict[str, Any]) -> Any:
     sb.state.webhook_url = str(params.get("url") or "")
     sb.state.webhook_secret = params.get("secret_token")
+    for pending in list(sb.state.updates):  # Telegram delivers what is waiting
+        sb._webhook_tasks.add(asyncio.create_task(sb.deliver_to_webhook(pending)))
     return True
 
 

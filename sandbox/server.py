@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, web
 
 from sandbox.faults import Fault, Limits
 from sandbox.html_check import html_error
@@ -74,6 +74,10 @@ class Sandbox:
         self.port = 0
         self.group_chats: set[int] = set()
         self.closing = False
+        self.webhook_statuses: list[int] = []
+        self.webhook_gave_up: list[dict[str, Any]] = []
+        self._webhook_order = asyncio.Lock()
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -97,6 +101,8 @@ class Sandbox:
         self.closing = True
         async with self._changed:
             self._changed.notify_all()
+        for task in self._webhook_tasks:
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -215,9 +221,37 @@ class Sandbox:
     async def push_update(self, payload: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": self.state.next_update_id(), **payload}
         self.state.updates.append(update)
+        if self.state.webhook_url:
+            self._webhook_tasks.add(asyncio.create_task(self.deliver_to_webhook(update)))
         async with self._changed:
             self._changed.notify_all()
         return update
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def deliver_to_webhook(self, update: dict[str, Any]) -> None:
+        """Deliver like Telegram: POST with the secret header, retrying until a 200."""
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.state.webhook_secret or ""}
+        async with self._webhook_order:  # one at a time keeps a chat's updates in order
+            for attempt in range(20):
+                try:
+                    async with (
+                        ClientSession() as session,
+                        session.post(
+                            self.state.webhook_url, json=update, headers=headers
+                        ) as response,
+                    ):
+                        self.webhook_statuses.append(response.status)
+                        if response.status == 200:
+                            self.state.updates.remove(update)
+                            await self._notify()
+                            return
+                except ClientError:
+                    self.webhook_statuses.append(0)
+                await asyncio.sleep(min(0.2, 0.005 * 2**attempt))  # Telegram's retry back-off
+            self.webhook_gave_up.append(update)
 
     async def send_text(self, user: SandboxUser, text: str, **extra: Any) -> dict[str, Any]:
         message: dict[str, Any] = {

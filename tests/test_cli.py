@@ -100,3 +100,10 @@ def test_a_bad_setting_is_named(env: str, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("FOLLOWUP_TIMEZONE", "Nowhere/Town")
     result = runner.invoke(app, ["participants"])
     assert result.exit_code == 2 and "FOLLOWUP_TIMEZONE" in result.output
+
+
+def test_run_refuses_a_malformed_listen_address(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOLLOWUP_TELEGRAM_TOKEN", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0")
+    result = runner.invoke(app, ["run", "--webhook", "https://x.example/tg", "--listen", "8443"])
+    assert result.exit_code == 2 and "--listen must be HOST:PORT" in result.output
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0" not in result.output
