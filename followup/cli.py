@@ -196,6 +196,9 @@ def _register_features() -> None:
     from followup.commands import schedule
 
     schedule.register(app)
+    from followup.commands import schedule
+
+    schedule.register(app)
 
 
 _register_features()
