@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import checkin, enrolment, general, schedule
+from bot import checkin, enrolment, general, schedule, withdrawal
 from bot.deps import BotApp, BotContext, Deps
 from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
@@ -49,10 +49,22 @@ def build_application(deps: Deps, *, token: str) -> BotApp:
 def _add_handlers(application: BotApp) -> None:
     # First: a participant Telegram refused who writes again is reachable again (issue 3).
     application.add_handler(TypeHandler(Update, schedule.resume_unreachable), group=-1)
+    # Before that: someone who left chat contact gets one fixed reply and nothing else (issue 6).
+    application.add_handler(TypeHandler(Update, withdrawal.screen_after_withdrawal), group=-2)
     application.add_handler(CommandHandler("start", enrolment.start_link, filters=PRIVATE))
     application.add_handler(CommandHandler("next", schedule.show_next_visit, filters=PRIVATE))
     application.add_handler(CommandHandler("help", general.show_help, filters=PRIVATE))
     application.add_handler(CommandHandler("language", general.switch_language, filters=PRIVATE))
+    application.add_handler(
+        CommandHandler("withdraw", withdrawal.offer_withdrawal, filters=PRIVATE)
+    )
+    application.add_handler(CommandHandler("privacy", withdrawal.show_privacy, filters=PRIVATE))
+    application.add_handler(
+        MessageHandler(PRIVATE & withdrawal.STOP_WORDS, withdrawal.offer_withdrawal)
+    )
+    application.add_handler(
+        CallbackQueryHandler(withdrawal.press_withdrawal_button, pattern=withdrawal.PATTERN)
+    )
     application.add_handler(CallbackQueryHandler(checkin.press_checkin_button, pattern=CHECKIN))
     application.add_handler(MessageHandler(PRIVATE & TYPED, checkin.answer_text))
     application.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, checkin.answer_other_media))

@@ -117,7 +117,7 @@ class Turn:
             str(step),
             "checkin_question",
             markup,
-            question=self.words.question(item),
+            question=self.words.question(item, self.answers.get("respondent")),
             hint=self.words.hint(item),
             problem=self.words.problem(problem) if problem else None,
         )
@@ -241,7 +241,7 @@ class Turn:
         edit = render(
             "checkin_answered",
             self.participant.language,
-            question=self.words.question(item),
+            question=self.words.question(item, self.answers.get("respondent")),
             answer=label,
         )
         return Outcome(edit_html=edit, outbox=self.advance())

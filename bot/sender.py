@@ -51,7 +51,10 @@ class OutboxSender:
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None
-        message_id = message.id
+        message_id, now = message.id, self.deps.now()
+        # The last check before Telegram, under the participant's lock (models.outbox).
+        if not await self.deps.db(lambda s: outbox.hand_over(s, message_id=message_id, now=now)):
+            return 0
         markup = (
             InlineKeyboardMarkup.de_json(json.loads(message.reply_markup), self.bot)
             if message.reply_markup

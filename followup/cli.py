@@ -196,9 +196,9 @@ def _register_features() -> None:
     from followup.commands import schedule
 
     schedule.register(app)
-    from followup.commands import schedule
+    from followup.commands import checkin
 
-    schedule.register(app)
+    checkin.register(app)
 
 
 _register_features()

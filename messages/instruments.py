@@ -65,8 +65,12 @@ class InstrumentTexts:
         assert isinstance(found, dict)
         return found
 
-    def question(self, item: Item) -> str:
-        return str(self._item(item)["question"])
+    def question(self, item: Item, respondent: str | None = None) -> str:
+        """The question, worded for a family member when one is answering and that differs."""
+        texts = self._item(item)
+        if respondent == "proxy" and texts.get("question_proxy"):
+            return str(texts["question_proxy"])
+        return str(texts["question"])
 
     def hint(self, item: Item) -> str | None:
         hint = self._item(item).get("hint")

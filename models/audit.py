@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -74,3 +76,58 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first row where the chain does not hold, and what most likely happened there."""
+
+    row_id: int | None
+    position: int  # 0-based position in id order
+    problem: str  # altered, deleted, inserted or out_of_order
+
+    def describe(self) -> str:
+        what = {
+            "altered": "was altered: its content no longer matches its hash",
+            "deleted": "follows a deleted row: the row it was chained to is missing",
+            "inserted": "was inserted: the next row is chained to the row before it",
+            "out_of_order": "is out of order: it is chained to a row that comes after it",
+        }[self.problem]
+        return f"audit row {self.row_id} (position {self.position + 1}) {what}"
+
+
+def verify_chain(rows: Sequence[AuditEvent]) -> ChainBreak | None:
+    """Check rows in id order; return the first break, or None if the whole chain holds.
+
+    Deleting the newest rows leaves a shorter chain that still holds; export and keep the last
+    hash elsewhere (`followup audit export`) to catch that.
+    """
+    hashes = [row.hash for row in rows]
+    position_of = {h: i for i, h in enumerate(hashes)}
+    for i, row in enumerate(rows):
+        expected = hashes[i - 1] if i else GENESIS
+        if chain_hash(row.prev_hash, row) != row.hash:
+            return ChainBreak(row.id, i, "altered")
+        if row.prev_hash == expected:
+            continue
+        points_to = position_of.get(row.prev_hash)
+        if points_to is not None and points_to > i:
+            return ChainBreak(row.id, i, "out_of_order")
+        if points_to is not None and points_to < i - 1:
+            return ChainBreak(rows[i - 1].id, i - 1, "inserted")
+        return ChainBreak(row.id, i, "deleted")
+    return None
+
+
+def all_events(session: Session) -> Sequence[AuditEvent]:
+    return session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
+
+
+def export_row(event: AuditEvent) -> dict[str, Any]:
+    """One row as plain values, for CSV and JSON lines."""
+    return {
+        "id": event.id, "at": event.at.astimezone(dt.UTC).isoformat(), "actor": event.actor,
+        "action": event.action, "entity": event.entity, "entity_id": event.entity_id,
+        "before": event.before, "after": event.after, "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }  # fmt: skip

@@ -11,7 +11,9 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from models.locks import lock_participant
 from models.tables import OutboxMessage, OutboxStatus
+from study.consent import may_send
 
 
 def enqueue(
@@ -66,6 +68,11 @@ def claim(session: Session, *, now: dt.datetime, ids: Sequence[int] | None = Non
     candidates = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit)).all()
     claimed = []
     for message in candidates:
+        if message.participant_id is not None:
+            # The participant row first, as a withdrawal does: the two cannot interleave.
+            participant = lock_participant(session, message.participant_id)
+            if participant is None or not may_send(participant, message.purpose):
+                continue
         flipped = session.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == message.id, *due)
@@ -73,12 +80,50 @@ def claim(session: Session, *, now: dt.datetime, ids: Sequence[int] | None = Non
                 status=OutboxStatus.SENDING.value,
                 attempts=OutboxMessage.attempts + 1,
                 next_attempt_at=now + SEND_LEASE,
+                handed_at=None,
             )
         )
         if flipped.rowcount == 1:  # type: ignore[attr-defined]
             session.refresh(message)
             claimed.append(message)
     return claimed
+
+
+def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
+    """Lock the message's participant, re-check it may still go, and mark it handed over.
+
+    A withdrawal locks the same row first. Either it commits before this check and the message
+    stays unsent, or it finds the message handed over and waits until its send is recorded.
+    """
+    owner = select(OutboxMessage.participant_id).where(col(OutboxMessage.id) == message_id)
+    participant_id = session.exec(owner).first()
+    participant = lock_participant(session, participant_id) if participant_id else None
+    query = select(OutboxMessage).where(col(OutboxMessage.id) == message_id)
+    message = session.exec(query.execution_options(populate_existing=True)).first()
+    if message is None or message.status != OutboxStatus.SENDING:
+        return False
+    if participant_id is not None and (
+        participant is None or not may_send(participant, message.purpose)
+    ):
+        mark_retry(session, message_id=message_id, at=now + SEND_LEASE, error="may not message")
+        return False
+    message.handed_at = now
+    session.add(message)
+    return True
+
+
+def in_flight(session: Session, *, participant_id: int, now: dt.datetime) -> list[int]:
+    """Messages to this participant handed to Telegram whose outcome is not yet recorded.
+
+    A row whose lease has run out belongs to a sender that died; it is not waited for.
+    """
+    query = select(OutboxMessage.id).where(
+        col(OutboxMessage.participant_id) == participant_id,
+        col(OutboxMessage.status) == OutboxStatus.SENDING,
+        col(OutboxMessage.handed_at).is_not(None),
+        col(OutboxMessage.next_attempt_at) > now,
+    )
+    return [i for i in session.exec(query).all() if i is not None]
 
 
 def mark_sent(

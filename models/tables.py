@@ -114,6 +114,9 @@ class OutboxMessage(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_column=_utc(nullable=False))
     next_attempt_at: dt.datetime = Field(sa_column=_utc(nullable=False))
     sent_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    # Set when this attempt is handed to Telegram, cleared by the next claim: a withdrawal waits
+    # for such a send to finish before it commits (models/consent.py).
+    handed_at: dt.datetime | None = Field(default=None, sa_column=_utc())
     telegram_message_id: int | None = None
     last_error: str | None = Field(default=None, max_length=200)
 
