@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -10,10 +11,12 @@ from collections.abc import Callable, Sequence
 from sqlmodel import Session
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.deps import Deps
+from messages.render import render
 from models import outbox
+from models.reach import mark_unreachable
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -27,21 +30,55 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 class OutboxSender:
-    """Claims due outbox rows, sends them, and marks them sent, retried or failed."""
+    """Claims due outbox rows, sends them, and marks them sent, retried or failed.
 
-    def __init__(self, bot: Bot, deps: Deps) -> None:
+    Different chats go out concurrently and one chat's messages in order; the Bot's rate
+    limiter paces them under Telegram's limits. After a 429 that the limiter could not absorb,
+    the whole sender pauses for `retry_after`, so nothing is sent inside that window.
+    """
+
+    def __init__(self, bot: Bot, deps: Deps, *, concurrency: int = 8) -> None:
         self.bot = bot
         self.deps = deps
+        self.concurrency = concurrency
+        self._resume_at = 0.0  # event-loop time before which nothing is sent
+
+    def pause_left(self) -> float:
+        """Seconds left of the pause after a 429, or 0."""
+        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
     async def flush(self, ids: Sequence[int] | None = None, *, limit: int = 100) -> int:
         """Send what is due (only `ids`, when given); return how many went out."""
         sent = 0
-        while True:
+        while not self.pause_left():
             batch = await self.deps.db(self._claim(self.deps.now(), ids, limit))
-            for message in batch:
-                sent += await self._deliver(message)
-            if ids is not None or len(batch) < limit:
-                return sent
+            sent += await self._deliver_batch(batch)
+            if ids is not None or not batch:  # sending can queue more (a 403's alert)
+                break
+        return sent
+
+    async def _deliver_batch(self, batch: Sequence[OutboxMessage]) -> int:
+        by_chat: dict[int, list[OutboxMessage]] = {}
+        for message in batch:
+            by_chat.setdefault(message.chat_id, []).append(message)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def deliver_in_order(messages: list[OutboxMessage]) -> int:
+            sent = 0
+            async with gate:
+                for message in messages:
+                    if self.pause_left():
+                        await self._put_back(message)
+                    else:
+                        sent += await self._deliver(message)
+            return sent
+
+        return sum(await asyncio.gather(*(deliver_in_order(m) for m in by_chat.values())))
+
+    async def _put_back(self, message: OutboxMessage) -> None:
+        """Return a claimed row unsent, due again when the pause ends."""
+        assert message.id is not None
+        await self._retry(message.id, dt.timedelta(seconds=self.pause_left()), "paused")
 
     @staticmethod
     def _claim(
@@ -67,11 +104,13 @@ class OutboxSender:
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+            log.warning("outbox %s: 429, pausing all sends for %.0f s", message.purpose, seconds)
+            self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + seconds)
             await self._retry(message_id, dt.timedelta(seconds=seconds), "429")
             return 0
         except Forbidden:
             log.warning("outbox %s refused by Telegram (403)", message.purpose)
-            await self.deps.db(lambda s: outbox.mark_failed(s, message_id=message_id, error="403"))
+            await self.deps.db(self._refused(message_id, message.participant_id))
             return 0
         except BadRequest as exc:
             log.error(
@@ -79,7 +118,8 @@ class OutboxSender:
             )
             await self.deps.db(lambda s: outbox.mark_failed(s, message_id=message_id, error="400"))
             return 0
-        except NetworkError as exc:  # includes TimedOut and 5xx answers
+        except (NetworkError, TelegramError) as exc:  # TimedOut, 5xx and anything unforeseen
+            log.warning("outbox %s: %s, retrying", message.purpose, type(exc).__name__)
             await self._retry(message_id, backoff(message.attempts), type(exc).__name__)
             return 0
         now = self.deps.now()
@@ -95,3 +135,22 @@ class OutboxSender:
         await self.deps.db(
             lambda s: outbox.mark_retry(s, message_id=message_id, at=at, error=error)
         )
+
+    def _refused(self, message_id: int, participant_id: int | None) -> Callable[[Session], None]:
+        """A 403: fail the row and, for a participant, stop writing and ask for a phone call."""
+        settings, now = self.deps.settings, self.deps.now()
+
+        def notice(study_id: str) -> str:
+            return render("alert_unreachable", settings.coordinator_language, study_id=study_id)
+
+        def record(session: Session) -> None:
+            outbox.mark_failed(session, message_id=message_id, error="403")
+            if participant_id is None:
+                log.error("outbox message %s to a coordinator chat was refused (403)", message_id)
+                return
+            chat = settings.coordinator_chat_id
+            mark_unreachable(
+                session, participant_id=participant_id, now=now, notify_chat_id=chat, notice=notice
+            )
+
+        return record

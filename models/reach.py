@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from sqlmodel import Session
 
@@ -16,7 +17,7 @@ UNREACHABLE = "unreachable"
 
 def mark_unreachable(
     session: Session, *, participant_id: int, now: dt.datetime, notify_chat_id: int | None,
-    notice: str,
+    notice: Callable[[str], str],
 ) -> bool:  # fmt: skip
     """Stop writing to a participant Telegram refused, and raise one ADMIN alert for a call.
 
@@ -37,7 +38,7 @@ def mark_unreachable(
         alerts.raise_alert(
             session, tier=AlertTier.ADMIN, kind=UNREACHABLE, now=now,
             participant_id=participant_id, detail="Telegram refused a message (403)",
-            notify_chat_id=notify_chat_id, notice=notice,
+            notify_chat_id=notify_chat_id, notice=notice(participant.study_id),
         )  # fmt: skip
     log.warning("participant %s marked unreachable", participant.study_id)
     return True
