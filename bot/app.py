@@ -21,6 +21,7 @@ from bot.deps import BotApp, BotContext, Deps
 from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
 from bot.sender import OutboxSender
+from followup.logs import quiet_leaky_loggers
 from messages.render import bot_commands
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ HANDLED_GROUP = 1000
 
 def build_application(deps: Deps, *, token: str) -> BotApp:
     """Compose the bot: settings, typed context, per-chat ordering, rate limits and handlers."""
+    quiet_leaky_loggers()
     application = cast(
         BotApp,
         ApplicationBuilder()

@@ -53,6 +53,7 @@ class DurableBot(ExtBot[Any]):
         if done:
             log.info("skipping %d update(s) already handled", len(done))
         accepted = tuple(u for u in fresh if u.update_id not in done)
+        log.debug("recorded updates %s", [u.update_id for u in accepted])
         self._in_flight.update(u.update_id for u in accepted)
         return accepted
 

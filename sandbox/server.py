@@ -74,6 +74,7 @@ class Sandbox:
         self.port = 0
         self.group_chats: set[int] = set()
         self.closing = False
+        self.user_texts: list[str] = []
         self.webhook_statuses: list[int] = []
         self.webhook_gave_up: list[dict[str, Any]] = []
         self._webhook_order = asyncio.Lock()
@@ -207,13 +208,19 @@ class Sandbox:
     def add_user(
         self,
         *,
-        first_name: str = "Test",
+        first_name: str | None = None,
         language_code: str | None = "zh",
         username: str | None = None,
         last_name: str | None = None,
     ) -> SandboxUser:
+        """A new person; by default with distinctive names, so a leak into a log is findable."""
+        uid = self.state.next_user_id()
         user = SandboxUser(
-            self.state.next_user_id(), first_name, last_name, username, language_code
+            uid,
+            first_name or f"Sbxfirst{uid}",
+            last_name or f"Sbxlast{uid}",
+            username or f"sbxuser{uid}",
+            language_code,
         )
         self.state.users[user.id] = user
         return user
@@ -254,6 +261,7 @@ class Sandbox:
             self.webhook_gave_up.append(update)
 
     async def send_text(self, user: SandboxUser, text: str, **extra: Any) -> dict[str, Any]:
+        self.user_texts.append(text)
         message: dict[str, Any] = {
             "message_id": self.state.next_message_id(),
             "date": int(time.time()),

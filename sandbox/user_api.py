@@ -23,7 +23,7 @@ def add_user_routes(app: web.Application, sb: Sandbox) -> None:
 
     async def add_user(request: web.Request) -> web.Response:
         body = await request.json()
-        user = sb.add_user(first_name=body.get("first_name", "Test"),
+        user = sb.add_user(first_name=body.get("first_name"),
                            language_code=body.get("language_code", "zh"))  # fmt: skip
         return web.json_response(user.as_dict())
 

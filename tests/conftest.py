@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from models.db import make_engine
 from sandbox import Sandbox
 from scheduler.clock import FrozenClock
 from tests import pg
+from tests.leaks import leaks, secrets_of
 
 BACKENDS = [
     b.strip() for b in os.environ.get("FOLLOWUP_TEST_BACKENDS", "sqlite,postgresql").split(",")
@@ -117,10 +121,42 @@ def deps(settings: Settings, engine: Engine, clock: FrozenClock) -> Deps:
     return Deps(settings=settings, engine=engine, clock=clock)
 
 
+SESSION_LOG = Path(tempfile.gettempdir()) / f"followup-tests-{os.getpid()}.log"
+SESSION_SECRETS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def debug_log_for_the_whole_suite() -> Iterator[Path]:
+    """The whole suite logs at DEBUG into one file; pytest_sessionfinish searches it for leaks."""
+    handler = logging.FileHandler(SESSION_LOG, mode="w", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    yield SESSION_LOG
+    root.removeHandler(handler)
+    handler.close()
+    root.setLevel(previous)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any DEBUG log line of the suite holds the token, a name or a message."""
+    if not SESSION_LOG.exists():
+        return
+    found = leaks(SESSION_LOG.read_text(encoding="utf-8", errors="replace"), SESSION_SECRETS)
+    if found:
+        sys.stderr.write(f"\nLEAK: the DEBUG log of this run contains: {found[:10]}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    SESSION_LOG.unlink(missing_ok=True)
+
+
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
     async with Sandbox() as sb:
         yield sb
+    SESSION_SECRETS.update(secrets_of(sb))
 
 
 @pytest.fixture
