@@ -1,0 +1,1 @@
+"""Benchmarks: the outbox fan-out through the sandbox and the dispatch pass at scale."""
