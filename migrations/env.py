@@ -6,17 +6,12 @@ from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import models.checkin_tables  # noqa: F401  (each import registers its tables on SQLModel.metadata)
-import models.consent  # noqa: F401
-import models.inbox  # noqa: F401
-import models.tables  # noqa: F401
 from models.db import make_engine
+from models.metadata import target_metadata
 
 config = context.config
-target_metadata = SQLModel.metadata
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

@@ -11,11 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
-import models.tables  # noqa: F401
 from models import audit, schema
 from models.db import make_engine, transaction
+from models.metadata import target_metadata
 from models.tables import AuditEvent
 from scheduler.clock import FrozenClock
 
@@ -29,7 +29,7 @@ def test_upgrade_is_idempotent_and_reaches_every_head(engine: Engine) -> None:
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, SQLModel.metadata)
+        differences = compare_metadata(context, target_metadata)
     assert differences == []
 
 
