@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 import tempfile
@@ -10,15 +11,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from bot.deps import Deps
+from bot.deps import BotApp, Deps
+from bot.replies import sender
 from bot.runtime import running
 from followup.settings import load_settings
 from models import schema
 from models.db import make_engine, transaction
-from models.participants import enroll, list_participants
+from models.participants import enroll, list_participants, participant_by_study_id
+from models.visits import complete_visit, visit_by_number
 from sandbox import Sandbox, SandboxUser
 from sandbox.state import BotMessage
-from scheduler.clock import system_clock
+from scheduler.clock import FrozenClock, system_clock
+from scheduler.dispatch import dispatch_pass
 from study.invites import deep_link
 
 DEMO_PARTICIPANTS = [
@@ -91,7 +95,9 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
             console.print(f"$ followup enroll {study_id} --enrolled-on 2026-01-15 "
                           f"--language {language}\n  {link}")  # fmt: skip
 
-    async with running(deps, token=settings.require_token(), poll_timeout=1, with_scheduler=False):
+    async with running(
+        deps, token=settings.require_token(), poll_timeout=1, with_scheduler=False
+    ) as app:
         zhang = sandbox.add_user(first_name="Demo", language_code="zh")
         say.step("DEMO-001 opens the invite link on their phone")
         say.says("DEMO-001", f"/start {tokens['DEMO-001'][:6]}…")
@@ -115,6 +121,7 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
         say.step("DEMO-002 links their chat (English)")
         await sandbox.send_command(smith, "start", tokens["DEMO-002"])
         await say.shows("DEMO-002", smith)
+        await _months_pass(say, deps, app, {"DEMO-001": zhang, "DEMO-002": smith})
 
     say.step("The coordinator's view: followup participants")
     with transaction(engine) as session:
@@ -122,3 +129,53 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
             linked = "linked" if p.telegram_user_id else "not linked"
             console.print(f"  {p.study_id}  {p.status:8}  {p.language}  {linked}")
     engine.dispose()
+
+
+async def _months_pass(
+    say: Narrator, deps: Deps, app: BotApp, users: dict[str, SandboxUser]
+) -> None:
+    """Simulated months: the dispatch pass and the sender on a frozen clock (issue 3)."""
+    coordinator = say.sandbox.add_user(first_name="Coordinator", language_code="zh")
+    real_clock, real_settings = deps.clock, deps.settings
+    deps.clock = clock = FrozenClock(dt.datetime(2026, 4, 14, 2, tzinfo=dt.UTC))
+    deps.settings = deps.settings.model_copy(update={"coordinator_chat_id": coordinator.id})
+    outbox = sender(app)
+
+    async def pass_at(when: dt.datetime, title: str) -> None:
+        clock.set(when)
+        say.step(title)
+        say.console.print(f"$ followup tick --at {when.isoformat()}")
+        await asyncio.to_thread(dispatch_pass, deps.engine, deps.settings, when)
+        await outbox.flush()
+
+    try:
+        await pass_at(dt.datetime(2026, 4, 15, 2, tzinfo=dt.UTC),
+                      "15 April 2026, 10:00 in Beijing: the 3-month prompts go out")  # fmt: skip
+        for study_id, user in users.items():
+            await say.shows(study_id, user)
+        await pass_at(dt.datetime(2026, 4, 18, 2, tzinfo=dt.UTC),
+                      "18 April: no answer yet, so a first reminder")  # fmt: skip
+        for study_id, user in users.items():
+            await say.shows(study_id, user)
+        say.step("A coordinator reaches DEMO-002 by phone and records the visit")
+        say.console.print("$ followup visit complete DEMO-002 1 --mode phone")
+        with transaction(deps.engine) as session:
+            participant = participant_by_study_id(session, "DEMO-002")
+            assert participant is not None and participant.id is not None
+            visit = visit_by_number(session, participant.id, 1)
+            assert visit is not None
+            complete_visit(session, visit=visit, study_id="DEMO-002", mode="phone",
+                           now=clock(), actor="coordinator:demo")  # fmt: skip
+        await pass_at(dt.datetime(2026, 4, 22, 2, tzinfo=dt.UTC),
+                      "22 April: the second reminder, to DEMO-001 only")  # fmt: skip
+        await say.shows("DEMO-001", users["DEMO-001"])
+        await pass_at(dt.datetime(2026, 4, 29, 2, tzinfo=dt.UTC),
+                      "29 April: the window closes; a coordinator takes over")  # fmt: skip
+        for _ in range(2):  # DEMO-001, and DEMO-003, who never linked a chat
+            await say.shows("the coordinator", coordinator)
+        say.step("DEMO-002 asks when the next check-in is")
+        say.says("DEMO-002", "/next")
+        await say.sandbox.send_command(users["DEMO-002"], "next")
+        await say.shows("DEMO-002", users["DEMO-002"])
+    finally:
+        deps.clock, deps.settings = real_clock, real_settings
