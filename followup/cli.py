@@ -199,6 +199,9 @@ def _register_features() -> None:
     from followup.commands import checkin
 
     checkin.register(app)
+    from followup.commands import consent
+
+    consent.register(app)
 
 
 _register_features()
