@@ -36,7 +36,7 @@ class DurableBot(ExtBot[Any]):
             get_updates_request=HTTPXRequest(connection_pool_size=2),
             # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
             # retry_after has passed, then retries, so nothing is sent inside the window.
-            rate_limiter=AIORateLimiter(max_retries=3),
+            rate_limiter=AIORateLimiter(overall_max_rate=deps.settings.send_rate, max_retries=3),
         )
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
