@@ -6,7 +6,7 @@ import logging
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot import checkin_flow as flow
 from bot import general
@@ -14,6 +14,8 @@ from bot.checkin_turn import Outcome
 from bot.deps import BotContext
 from bot.keyboards import CheckinButton, parse_open
 from bot.replies import sender
+from models import outbox
+from models.checkins import claim_condolence
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,37 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
         return
     await query.answer(outcome.notice)
     await _edit_pressed(query, outcome)
+    await _deliver(context, outcome)
+
+
+async def _deliver(context: BotContext, outcome: Outcome) -> None:
     await sender(context).flush(outcome.outbox)
+    for message_id in outcome.condolence:
+        await _send_condolence(context, message_id)
+
+
+async def _send_condolence(context: BotContext, message_id: int) -> None:
+    """Send the condolence text that answers a death report, which the send rule would hold."""
+    deps = context.deps
+    now = deps.now()
+    message = await deps.db(lambda s: claim_condolence(s, message_id=message_id, now=now))
+    if message is None:
+        return
+    try:
+        sent = await context.bot.send_message(
+            message.chat_id, message.text, parse_mode=ParseMode.HTML
+        )
+    except TelegramError as exc:
+        log.warning("condolence %s not sent: %s", message.purpose, type(exc).__name__)
+        error = type(exc).__name__
+        await deps.db(lambda s: outbox.mark_failed(s, message_id=message_id, error=error))
+        return
+    sent_at = deps.now()
+    await deps.db(
+        lambda s: outbox.mark_sent(
+            s, message_id=message_id, telegram_message_id=sent.message_id, now=sent_at
+        )
+    )
 
 
 async def _edit_pressed(query: CallbackQuery, outcome: Outcome) -> None:
@@ -68,7 +100,7 @@ async def answer_text(update: Update, context: BotContext) -> None:
     if not outcome.handled:
         await general.answer_anything_else(update, context)
         return
-    await sender(context).flush(outcome.outbox)
+    await _deliver(context, outcome)
 
 
 async def answer_other_media(update: Update, context: BotContext) -> None:

@@ -126,7 +126,8 @@ def typed_text(session: Session, u: Update, text: str) -> Outcome:
         if _replayed(checkin, u):
             return Outcome()
         turn = Turn(session, participant, checkin, u.now, u.team_contact)
-        return Outcome(outbox=turn.resume() if is_start else turn.typed(text))
+        outbox = turn.resume() if is_start else turn.typed(text)
+        return Outcome(outbox=outbox, condolence=turn.condolence)
     if not is_start:
         return Outcome(handled=False)
     assert participant.id is not None

@@ -44,6 +44,7 @@ class Outcome:
     edit_markup: Markup | None = None  # new keyboard only (multiple-choice toggles)
     drop_keyboard: bool = False
     outbox: list[int] = field(default_factory=list)
+    condolence: list[int] = field(default_factory=list)  # sent by bot/checkin.py itself
 
 
 def local_today(participant: Participant, now: dt.datetime) -> dt.date:
@@ -79,6 +80,7 @@ class Turn:
         assert checkin.id is not None and participant.id is not None
         self.session, self.participant, self.checkin, self.now = session, participant, checkin, now
         self.team_contact = team_contact
+        self.condolence: list[int] = []
         self.q = definition(checkin.version, checkin.instrument)
         self.words: InstrumentTexts = texts(checkin.version, participant.language)
         self.answers = current_answers(session, checkin.id)
@@ -199,8 +201,10 @@ class Turn:
 
     def end_with_death_report(self) -> list[int]:
         self._retire_unasked()
-        # Queued before the status change: the condolence text is the last message they get.
-        ids = self._enqueue("condolence", "checkin_condolence", team_contact=self.team_contact)
+        # The last message they get; the send rule would hold it, so bot/checkin.py sends it.
+        self.condolence += self._enqueue(
+            "condolence", "checkin_condolence", team_contact=self.team_contact
+        )
         finish_checkin(
             self.session,
             checkin=self.checkin,
@@ -211,7 +215,7 @@ class Turn:
         report_death(
             self.session, participant=self.participant, checkin=self.checkin, now=self.now
         )
-        return ids
+        return []
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -244,7 +248,8 @@ class Turn:
             question=self.words.question(item, self.answers.get("respondent")),
             answer=label,
         )
-        return Outcome(edit_html=edit, outbox=self.advance())
+        outbox = self.advance()
+        return Outcome(edit_html=edit, outbox=outbox, condolence=self.condolence)
 
     def _toggle(self, item: qn.Item, code: str) -> Outcome:
         draft = frozenset(c for c in (self.checkin.draft or "").split(qn.MULTI_SEPARATOR) if c)

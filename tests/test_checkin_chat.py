@@ -37,3 +37,119 @@ async def test_full_checkin_by_buttons_completes_the_visit(
     assert answers["anything_else"] == ""
     assert {r.respondent for r in rows} == {"self"}
     assert {r.instrument_version for r in rows} == {"checkin-v1"}
+
+
+async def test_pressed_question_shows_the_answer_and_loses_its_keyboard(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    await chat.press(first, "self")
+    assert first.buttons == []
+    assert first.text.endswith("→ 我是参与者本人")
+
+
+async def test_english_participant_checks_in_in_english(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock, language="en")
+    first = await chat.say("Start")
+    assert first.text == "Who is answering today?"
+    second = await chat.press(first, "self")
+    assert second.text.startswith("Since the last check-in, have you stayed in hospital")
+    assert [label for label, _ in second.buttons] == ["No", "Yes", "In hospital now", "« Back"]
+    summary = await answer_shortest(chat, await chat.press(second, "~b"))
+    assert summary.text.startswith("Please check your answers.")
+    assert "Current treatment: Chemotherapy, Immunotherapy" in summary.text
+    assert "Anything else: (skipped)" in summary.text
+    thanks = await chat.press(summary, "~ok")
+    assert thanks.text.startswith("Thank you. Your answers have been sent")
+
+
+async def test_back_returns_to_the_previous_question(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    second = await chat.press(first, "proxy")
+    assert "是否在世" in second.text
+    again = await chat.press(second, "~b")
+    assert "今天是谁在回答" in again.text
+    assert second.buttons == []  # the keyboard of the question left behind is gone
+    assert "✓ 家属或照护者" in [label for label, _ in again.buttons]
+    third = await chat.press(again, "self")
+    assert "住过院" in third.text
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn)).one()
+        assert current_answers(session, checkin.id or 0) == {"respondent": "self"}
+
+
+async def test_edit_from_the_summary_asks_new_follow_ups_then_returns(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    summary = await answer_shortest(chat, await chat.say("开始"))
+    assert "2. 住院或急诊：没有" in summary.text
+    hospital = await chat.press(summary, "~e2")
+    assert "住过院" in hospital.text
+    times = await chat.press(hospital, "yes")
+    assert "几次" in times.text
+    retry = await chat.say("很多")
+    assert retry.text.startswith("请输入 1 到 50 之间的整数。")
+    reason = await chat.say("２次")
+    assert "原因" in reason.text
+    summary = await chat.say("肺炎 <发烧> & 咳嗽")
+    assert "住院或急诊：有" in summary.text and "次数：2" in summary.text
+    assert "原因：肺炎 <发烧> & 咳嗽" in summary.text
+    assert "&lt;发烧&gt; &amp; 咳嗽" in summary.html
+    last = await chat.press(summary, "~b")
+    assert "还有什么想告诉" in last.text
+    summary = await chat.press(last, "~s")
+    await chat.press(summary, "~ok")
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn)).one()
+        answers = current_answers(session, checkin.id or 0)
+        history = session.exec(select(CheckInAnswer).where(CheckInAnswer.item == "hospital")).all()
+    assert answers["hospital"] == "yes" and answers["hospital_times"] == "2"
+    assert [(a.value, a.current) for a in history] == [("no", False), ("yes", True)]
+
+
+async def test_old_forged_and_foreign_buttons_change_nothing(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    other = await linked_chat(sandbox, engine, clock, "P002")
+    first = await chat.say("开始")
+    data = first.buttons[0][1]
+    second = await chat.press(first, "self")
+    sent = sandbox.sent_count()
+    await sandbox.press(chat.user, first, data)  # an answered question's button, pressed again
+    await sandbox.press(chat.user, second, data)  # an old step's data under a newer message
+    await sandbox.press(chat.user, second, "ci:999999:1:self")  # no such check-in
+    await sandbox.press(chat.user, second, "ci:1:2:died")  # not an option of this question
+    await sandbox.press(other.user, second, second.buttons[0][1])  # someone else's question
+    await sandbox.press(other.user, second, "checkin:open:1")  # someone else's visit
+    stranger = sandbox.add_user()
+    await sandbox.press(stranger, second, second.buttons[0][1])
+    await chat.settle()
+    answers = [sandbox.state.callback_answers[c].get("text") for c in sandbox.state.pressed[-7:]]
+    assert answers[:3] == ["这个问题已经过去了。"] * 3
+    assert answers[3] == "请点选下面的一个按钮。"
+    assert answers[4:] == ["这个问题已经过去了。"] * 3
+    assert sandbox.sent_count() == sent
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn).where(CheckIn.participant_id == 1)).one()
+        assert current_answers(session, checkin.id or 0) == {"respondent": "self"}
+        assert checkin.current_item == "hospital"
+
+
+async def test_stickers_and_photos_get_a_polite_request(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    await chat.say("开始")
+    await sandbox.send_other(chat.user, "sticker", {"file_id": "s1", "file_unique_id": "u1",
+                             "type": "regular", "width": 1, "height": 1, "is_animated": False,
+                             "is_video": False})  # fmt: skip
+    reply = await chat.expect()
+    assert reply.text.startswith("抱歉，这里只能识别按钮和文字")

@@ -1,0 +1,105 @@
+"""The check-in across restarts, closed windows, and a caregiver reporting a death."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.deps import BotApp, Deps
+from bot.runtime import running
+from messages.render import render
+from models.checkins import CheckIn, CheckInAnswer, current_answers, death_reports
+from models.db import transaction
+from models.participants import participant_by_study_id
+from models.tables import AuditEvent, Visit
+from sandbox import Sandbox
+from sandbox.state import plain_text
+from scheduler.clock import FrozenClock
+from study.contact import may_message
+from tests.checkin_chat import answer_shortest, linked_chat
+
+
+async def test_checkin_resumes_at_the_same_question_after_a_restart(
+    sandbox: Sandbox, deps: Deps, engine: Engine, clock: FrozenClock
+) -> None:
+    deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
+    async with running(deps, token=sandbox.token, poll_timeout=5, with_scheduler=False):
+        chat = await linked_chat(sandbox, engine, clock)
+        first = await chat.say("开始")
+        vital = await chat.press(first, "proxy")
+        hospital = await chat.press(vital, "alive")
+    clock.advance(dt.timedelta(days=2))
+    async with running(deps, token=sandbox.token, poll_timeout=5, with_scheduler=False):
+        again = await chat.say("开始")
+        assert again.text == hospital.text
+        assert "参与者是否住过院" in again.text  # worded for the family member answering
+        times = await chat.press(again, "yes")
+        assert sandbox.state.callback_answers[sandbox.state.pressed[-1]].get("text") is None
+    async with running(deps, token=sandbox.token, poll_timeout=5, with_scheduler=False):
+        reason = await chat.say("1")
+        assert "原因" in reason.text and "几次" in times.text
+    with transaction(engine) as session:
+        rows = session.exec(select(CheckInAnswer).order_by(CheckInAnswer.id)).all()  # type: ignore[arg-type]
+    assert [(r.item, r.value, r.respondent) for r in rows] == [
+        ("respondent", "proxy", "proxy"), ("vital_status", "alive", "proxy"),
+        ("hospital", "yes", "proxy"), ("hospital_times", "1", "proxy"),
+    ]  # fmt: skip
+
+
+async def test_caregiver_reports_a_death_and_nothing_more_is_asked(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    vital = await chat.press(first, "proxy")
+    when = await chat.press(vital, "died")
+    assert "深感难过" in when.text
+    assert [code for _, code in when.buttons][-1].endswith("~b")
+    future = await chat.say("2026-05")
+    assert future.text.startswith("日期不能晚于今天")
+    early = await chat.say("2025年12月")
+    assert early.text.startswith("日期不能早于加入研究的日期（2026-01-15）")
+    condolence = await chat.say("2026年2月")
+    assert condolence.text == plain_text(
+        render("checkin_condolence", "zh", team_contact=deps.settings.team_contact)
+    )
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None
+        assert participant.status == "death_reported" and not may_message(participant)
+        (reported, checkin), = death_reports(session)
+        assert reported.study_id == "P001" and checkin.status == "death_reported"
+        assert current_answers(session, checkin.id or 0) == {
+            "respondent": "proxy", "vital_status": "died", "death_date": "2026-02"}  # fmt: skip
+        assert session.exec(select(Visit)).one().status == "completed"
+        actions = session.exec(select(AuditEvent.action)).all()
+    assert "participant.death_reported" in actions
+    await sandbox.send_text(chat.user, "开始")  # no more questions, and no prompt either
+    await sandbox.press(chat.user, when, when.buttons[-1][1])  # a leftover button
+    await chat.settle()  # one chat's updates run in order: the text was handled before this
+    assert len(sandbox.messages_to(chat.user.id)) == chat.seen
+
+
+async def test_start_after_completion_or_after_the_window_closed(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    summary = await answer_shortest(chat, first)
+    await chat.press(summary, "~ok")
+    await sandbox.press(chat.user, first, "checkin:open:1")
+    done = await chat.expect()
+    assert done.text == plain_text(render("checkin_already_done", "zh"))
+    later = await linked_chat(sandbox, engine, clock, "P002")
+    await later.say("开始")
+    clock.set(dt.datetime(2026, 3, 25, 16, 0, tzinfo=dt.UTC))  # 26 March in Shanghai
+    await sandbox.press(later.user, sandbox.messages_to(later.user.id)[-1], "checkin:open:2")
+    closed = await later.expect()
+    assert closed.text == plain_text(render("checkin_closed", "zh"))
+    fallback = await later.say("开始")
+    assert fallback.text == plain_text(render("fallback", "zh"))
+    with transaction(engine) as session:
+        statuses = {c.participant_id: c.status for c in session.exec(select(CheckIn)).all()}
+    assert statuses == {1: "completed", 2: "in_progress"}
