@@ -14,6 +14,7 @@ from rich.panel import Panel
 from bot.deps import BotApp, Deps
 from bot.replies import sender
 from bot.runtime import running
+from followup.demo_checkin import checkin_and_death_report
 from followup.settings import load_settings
 from models import schema
 from models.db import make_engine, transaction
@@ -122,6 +123,7 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
         await sandbox.send_command(smith, "start", tokens["DEMO-002"])
         await say.shows("DEMO-002", smith)
         await _months_pass(say, deps, app, {"DEMO-001": zhang, "DEMO-002": smith})
+        await checkin_and_death_report(say, deps)
 
     say.step("The coordinator's view: followup participants")
     with transaction(engine) as session:
