@@ -49,7 +49,6 @@ class ConsentEvent(SQLModel, table=True):
     at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-@dataclass(frozen=True)
 class SendInFlight(Exception):
     """A message to this participant is being handed to Telegram; try again in a moment."""
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from followup.cli import app
@@ -67,7 +67,7 @@ def test_coordinator_withdrawal_has_the_same_effect_and_audit(
     assert (participant.status, participant.chat_contact, participant.biospecimen) == (
         "withdrawn", False, False)  # fmt: skip
     with transaction(engine) as session:
-        events = session.exec(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        events = session.exec(select(ConsentEvent).order_by(col(ConsentEvent.id))).all()
         purposes = session.exec(select(OutboxMessage.purpose)).all()
         alerts = session.exec(select(Alert.kind)).all()
         visit = session.exec(select(Visit)).one()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.deps import BotApp
 from messages.render import render
@@ -93,7 +93,7 @@ async def test_stop_chat_only_cancels_messages_but_visits_go_on_by_phone(
         reminder = session.exec(
             select(OutboxMessage).where(OutboxMessage.purpose == "reminder-1:P001:1")
         ).one()
-        visits = session.exec(select(Visit.status).order_by(Visit.number)).all()
+        visits = session.exec(select(Visit.status).order_by(col(Visit.number))).all()
         event = session.exec(select(ConsentEvent)).one()
         alert = session.exec(select(Alert)).one()
         actions = session.exec(select(AuditEvent.action)).all()

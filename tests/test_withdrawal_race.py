@@ -1,0 +1,162 @@
+"""No message after withdrawal, even under a race: the sender and withdrawals run at once.
+
+Each round gives a fresh participant a few due messages, then starts an outbox flush and a
+withdrawal together. A message the sandbox received after the withdrawal began to commit (its
+own clock, time.monotonic) would break the rule; only the confirmation may arrive after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.deps import BotApp
+from bot.replies import sender
+from messages.render import render
+from models import outbox
+from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
+from models.db import transaction
+from models.participants import participant_by_study_id
+from models.tables import AuditEvent
+from sandbox import Fault, Sandbox
+from scheduler.clock import FrozenClock
+from study.consent import Scope
+from tests.factories import enroll_participant
+
+ROUNDS = int(os.environ.get("FOLLOWUP_RACE_ROUNDS", "200"))
+
+
+def _prepare(engine: Engine, clock: FrozenClock, study_id: str, chat_id: int, n: int) -> int:
+    enroll_participant(engine, clock, study_id)
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, study_id)
+        assert participant is not None and participant.id is not None
+        participant.telegram_user_id = participant.telegram_chat_id = chat_id
+        session.add(participant)
+        for k in range(n):
+            outbox.enqueue(session, purpose=f"news:{study_id}:{k}", chat_id=chat_id,
+                           participant_id=participant.id, text=f"message {k}",
+                           now=clock())  # fmt: skip
+        return participant.id
+
+
+def _withdraw(
+    session: Session, wait_for_sends: bool, *, participant_id: int, scope: Scope, study_id: str,
+    now: dt.datetime, committing: list[float],
+) -> Outcome:  # fmt: skip
+    committing.append(-1.0)  # an attempt; replaced by its time if it goes on to commit
+    outcome = withdraw(
+        session, participant_id=participant_id, scope=scope, samples=None, actor="participant",
+        actor_id=f"participant:{study_id}", channel="chat", now=now, render=render,
+        team_contact="team", notify=Notify(None), wait_for_sends=wait_for_sends,
+    )  # fmt: skip
+    committing[-1] = time.monotonic()  # the last instant before COMMIT is issued
+    return outcome
+
+
+async def _withdraw_soon(
+    engine: Engine, work: Callable[[Session, bool], Outcome], start: Callable[[], Awaitable[None]]
+) -> Outcome:
+    await start()
+    return await asyncio.to_thread(with_sends_settled, engine, work)
+
+
+def _starter(rng: random.Random, sandbox: Sandbox, chat_id: int, n: int) -> Callable[[], Any]:
+    """When the withdrawal starts: after some turns of the event loop, or the moment the sandbox
+    has received the k-th message, while the sender has yet to record it (a send in flight)."""
+    if rng.random() < 0.5:
+        yields = rng.randint(0, 60)
+
+        async def after_yields() -> None:
+            for _ in range(yields):
+                await asyncio.sleep(0)  # a yield to the event loop, not a wait
+
+        return after_yields
+    k = rng.randint(1, n)
+
+    async def after_kth_send() -> None:
+        await sandbox.wait_until(lambda: len(sandbox.messages_to(chat_id)) >= k)
+
+    return after_kth_send
+
+
+async def test_no_message_is_sent_after_a_withdrawal_commits(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    rng = random.Random(6)
+    stats: Counter[str] = Counter()
+    late: list[str] = []
+    for round_ in range(ROUNDS):
+        study_id, scope = f"R{round_:04}", rng.choice([Scope.CONTACT, Scope.STUDY])
+        user = sandbox.add_user()
+        n = rng.randint(1, 4)
+        participant_id = _prepare(engine, clock, study_id, user.id, n)
+        if rng.random() < 0.5:  # slow answers: the withdrawal meets a send in flight
+            sandbox.faults.append(Fault(kind="delay", method="sendMessage", chat_id=user.id,
+                                        delay=0.01, times=None))  # fmt: skip
+        committing: list[float] = []
+        work = partial(_withdraw, participant_id=participant_id, scope=scope,
+                       study_id=study_id, now=clock(), committing=committing)  # fmt: skip
+
+        racing = _withdraw_soon(engine, work, _starter(rng, sandbox, user.id, n))
+        _, outcome = await asyncio.gather(sender(bot).flush(), racing)
+        stats["retries_while_in_flight"] += len(committing) - 1
+        await sender(bot).flush()  # the confirmation
+        confirmation = render(f"withdrawal_done_{scope.value}", "zh", samples=None,
+                              team_contact="team")  # fmt: skip
+        received = sandbox.messages_to(user.id)
+        before = [m for m in received if m.sent_at <= committing[-1]]
+        after = [m for m in received if m.sent_at > committing[-1]]
+        stats["sent_before_commit"] += len(before)
+        stats["cancelled"] += outcome.cancelled_messages
+        stats["rounds_with_sends_on_both_sides"] += bool(before) and outcome.cancelled_messages > 0
+        late += [f"{study_id}: {m.text}" for m in after if m.text != confirmation]
+        assert [m.text for m in after] == [confirmation], (study_id, [m.text for m in after])
+    with transaction(engine) as session:
+        records = session.exec(
+            select(AuditEvent.after).where(AuditEvent.action == "consent.withdrawn")
+        ).all()
+    stats["recorded_possibly_delivered"] = sum(
+        '"possibly_delivered_before_commit": []' not in (r or "") for r in records
+    )
+    print(f"\nrace over {ROUNDS} rounds on {engine.dialect.name}: {dict(stats)}")  # noqa: T201
+    assert late == []
+    assert stats["sent_before_commit"] > 0 and stats["cancelled"] > 0  # the race was real
+
+
+def test_a_withdrawal_waits_for_a_send_in_flight_or_records_it(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    participant_id = _prepare(engine, clock, "P001", 4242, 1)
+    with transaction(engine) as session:
+        (message,) = outbox.claim(session, now=clock())
+    assert message.id is not None
+    message_id = message.id
+    with transaction(engine) as session:
+        assert outbox.hand_over(session, message_id=message_id, now=clock())
+    committing: list[float] = []
+    work = partial(_withdraw, participant_id=participant_id, scope=Scope.CONTACT,
+                   study_id="P001", now=clock(), committing=committing)  # fmt: skip
+    with pytest.raises(SendInFlight), transaction(engine) as session:
+        work(session, True)
+    outcome = with_sends_settled(engine, work, tries=3, pause=0)
+    assert len(committing) == 1 + 3 and outcome.cancelled_messages == 1
+    with transaction(engine) as session:
+        after = session.exec(
+            select(AuditEvent.after).where(AuditEvent.action == "consent.withdrawn")
+        ).one()
+        # Afterwards only the confirmation can be claimed.
+        later = outbox.claim(session, now=clock() + dt.timedelta(hours=1))
+    assert [m.purpose.split(":")[0] for m in later] == ["withdrawal-confirmation"]
+    assert f'"possibly_delivered_before_commit": [{message_id}]' in (after or "")
