@@ -47,6 +47,11 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
 
 
 async def _deliver(context: BotContext, outcome: Outcome) -> None:
+    for chat_id, message_id in outcome.clear_keyboards:
+        try:
+            await context.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+        except TelegramError as exc:  # no buttons left, or too old to edit: nothing to do
+            log.debug("keyboard not removed: %s", type(exc).__name__)
     await sender(context).flush(outcome.outbox)
     for message_id in outcome.condolence:
         await _send_condolence(context, message_id)

@@ -23,6 +23,7 @@ from models.checkins import (
     in_progress_checkin,
     locked_checkin,
     open_visit_for,
+    shown_message,
     start_checkin,
 )
 from models.participants import participant_by_user
@@ -125,9 +126,12 @@ def typed_text(session: Session, u: Update, text: str) -> Outcome:
     if checkin is not None:
         if _replayed(checkin, u):
             return Outcome()
+        shown = shown_message(session, purpose=f"checkin:{checkin.id}:{checkin.step}")
         turn = Turn(session, participant, checkin, u.now, u.team_contact)
         outbox = turn.resume() if is_start else turn.typed(text)
-        return Outcome(outbox=outbox, condolence=turn.condolence)
+        # The question answered by typing keeps no buttons: they would only be stale now.
+        clear = [shown] if shown is not None else []
+        return Outcome(outbox=outbox, condolence=turn.condolence, clear_keyboards=clear)
     if not is_start:
         return Outcome(handled=False)
     assert participant.id is not None

@@ -45,6 +45,7 @@ class Outcome:
     drop_keyboard: bool = False
     outbox: list[int] = field(default_factory=list)
     condolence: list[int] = field(default_factory=list)  # sent by bot/checkin.py itself
+    clear_keyboards: list[tuple[int, int]] = field(default_factory=list)  # (chat, message)
 
 
 def local_today(participant: Participant, now: dt.datetime) -> dt.date:

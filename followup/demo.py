@@ -15,6 +15,7 @@ from bot.deps import BotApp, Deps
 from bot.replies import sender
 from bot.runtime import running
 from followup.demo_checkin import checkin_and_death_report
+from followup.demo_withdrawal import withdrawal
 from followup.settings import load_settings
 from models import schema
 from models.db import make_engine, transaction
@@ -124,6 +125,7 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
         await say.shows("DEMO-002", smith)
         await _months_pass(say, deps, app, {"DEMO-001": zhang, "DEMO-002": smith})
         await checkin_and_death_report(say, deps)
+        await withdrawal(say, deps)
 
     say.step("The coordinator's view: followup participants")
     with transaction(engine) as session:

@@ -232,6 +232,17 @@ def claim_condolence(
     return message
 
 
+def shown_message(session: Session, *, purpose: str) -> tuple[int, int] | None:
+    """(chat id, Telegram message id) of a sent outbox message, or None if it was not sent."""
+    query = select(OutboxMessage.chat_id, OutboxMessage.telegram_message_id).where(
+        OutboxMessage.purpose == purpose
+    )
+    row = session.exec(query).first()
+    if row is None or row[1] is None:
+        return None
+    return row[0], row[1]
+
+
 def death_reports(session: Session) -> list[tuple[Participant, CheckIn]]:
     """Check-ins that ended in a proxy's death report, for the alert engine and coordinators."""
     query = (

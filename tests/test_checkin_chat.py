@@ -98,6 +98,8 @@ async def test_edit_from_the_summary_asks_new_follow_ups_then_returns(
     assert retry.text.startswith("请输入 1 到 50 之间的整数。")
     reason = await chat.say("２次")
     assert "原因" in reason.text
+    await chat.settle()
+    assert retry.buttons == []  # the question answered by typing lost its Back button
     summary = await chat.say("肺炎 <发烧> & 咳嗽")
     assert "住院或急诊：有" in summary.text and "次数：2" in summary.text
     assert "原因：肺炎 <发烧> & 咳嗽" in summary.text
