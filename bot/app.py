@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import checkin, enrolment, general, schedule, withdrawal
+from bot import alerting, checkin, coordinator, enrolment, general, schedule, withdrawal
 from bot.deps import BotApp, BotContext, Deps
 from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
@@ -53,6 +53,8 @@ def _add_handlers(application: BotApp) -> None:
     application.add_handler(TypeHandler(Update, schedule.resume_unreachable), group=-1)
     # Before that: someone who left chat contact gets one fixed reply and nothing else (issue 6).
     application.add_handler(TypeHandler(Update, withdrawal.screen_after_withdrawal), group=-2)
+    # Before everything: an emergency phrase in any message gets the emergency text (issue 5).
+    application.add_handler(TypeHandler(Update, alerting.catch_emergency), group=-3)
     application.add_handler(CommandHandler("start", enrolment.start_link, filters=PRIVATE))
     application.add_handler(CommandHandler("next", schedule.show_next_visit, filters=PRIVATE))
     application.add_handler(CommandHandler("help", general.show_help, filters=PRIVATE))
@@ -67,11 +69,16 @@ def _add_handlers(application: BotApp) -> None:
     application.add_handler(
         CallbackQueryHandler(withdrawal.press_withdrawal_button, pattern=withdrawal.PATTERN)
     )
+    for handler in coordinator.handlers(application.bot_data["deps"]):  # allow-listed only
+        application.add_handler(handler)
     application.add_handler(CallbackQueryHandler(checkin.press_checkin_button, pattern=CHECKIN))
     application.add_handler(MessageHandler(PRIVATE & TYPED, checkin.answer_text))
     application.add_handler(MessageHandler(PRIVATE & ~filters.TEXT, checkin.answer_other_media))
     application.add_handler(CallbackQueryHandler(general.answer_stale_button))
     application.add_handler(MessageHandler(PRIVATE, general.answer_anything_else))
+    # After the handlers: deliver the notices of any alert they raised (issue 5).
+    notices = TypeHandler(Update, alerting.send_alert_notices)
+    application.add_handler(notices, group=HANDLED_GROUP - 1)
     # Last group: runs for every update once the handlers above have had their effect.
     application.add_handler(TypeHandler(Update, mark_handled), group=HANDLED_GROUP)
     application.add_error_handler(_log_error)

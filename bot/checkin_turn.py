@@ -19,6 +19,7 @@ from bot.keyboards import Markup
 from bot.replies import enqueue_text
 from messages.instruments import InstrumentTexts, definition, texts
 from messages.render import render
+from models import escalation
 from models.checkins import (
     CheckIn,
     CheckInStatus,
@@ -86,6 +87,7 @@ class Turn:
         self.words: InstrumentTexts = texts(checkin.version, participant.language)
         self.answers = current_answers(session, checkin.id)
         self.context = qn.Context(local_today(participant, now), participant.enrolled_on)
+        self.raised: list[int] = []  # emergency texts from RED answers (issue 5), sent first
 
     def _enqueue(
         self, purpose: str, template: str, markup: Markup | None = None, **params: Any
@@ -178,6 +180,10 @@ class Turn:
             now=self.now,
         )
         self.answers[item.id] = value
+        self.raised += escalation.on_answer(
+            self.session, participant=self.participant, checkin=self.checkin,
+            answers=qn.effective_answers(self.q, self.answers), now=self.now,
+        )  # fmt: skip
 
     def _retire_unasked(self) -> None:
         asked = qn.effective_answers(self.q, self.answers)
@@ -198,7 +204,12 @@ class Turn:
             status=CheckInStatus.COMPLETED,
             now=self.now,
         )
-        return self._enqueue("thanks", "checkin_thanks")
+        thanks = self._enqueue("thanks", "checkin_thanks")
+        answers = qn.effective_answers(self.q, self.answers)
+        if escalation.on_submit(self.session, participant=self.participant,
+                                checkin=self.checkin, answers=answers, now=self.now):  # fmt: skip
+            return thanks + self._enqueue("amber", "checkin_amber")
+        return thanks
 
     def end_with_death_report(self) -> list[int]:
         self._retire_unasked()
@@ -249,7 +260,7 @@ class Turn:
             question=self.words.question(item, self.answers.get("respondent")),
             answer=label,
         )
-        outbox = self.advance()
+        outbox = self.raised + self.advance()
         return Outcome(edit_html=edit, outbox=outbox, condolence=self.condolence)
 
     def _toggle(self, item: qn.Item, code: str) -> Outcome:
@@ -290,7 +301,7 @@ class Turn:
         if isinstance(value, Problem):
             return self.ask(item, value)
         self.store(item, value, raw=text)
-        return self.advance()
+        return self.raised + self.advance()
 
 
 def _clip(text: str, limit: int = 120) -> str:

@@ -108,11 +108,16 @@ class OutboxSender:
             self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + seconds)
             await self._retry(message_id, dt.timedelta(seconds=seconds), "429")
             return 0
-        except Forbidden:
-            log.warning("outbox %s refused by Telegram (403)", message.purpose)
-            await self.deps.db(self._refused(message_id, message.participant_id))
-            return 0
-        except BadRequest as exc:
+        except (Forbidden, BadRequest) as exc:
+            if message.participant_id is None:  # a coordinator chat: an alert is never dropped
+                log.error("outbox %s to the coordinator chat refused (%s), retrying",
+                          message.purpose, type(exc).__name__)  # fmt: skip
+                await self._retry(message_id, backoff(message.attempts), type(exc).__name__)
+                return 0
+            if isinstance(exc, Forbidden):
+                log.warning("outbox %s refused by Telegram (403)", message.purpose)
+                await self.deps.db(self._refused(message_id, message.participant_id))
+                return 0
             log.error(
                 "outbox %s rejected as a bad request: %s", message.purpose, type(exc).__name__
             )

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
+    # Escalation (issue 5): an unacknowledged RED alert is sent again this often, and a daily
+    # digest of open alerts and due visits goes to the coordinator chat at this local hour.
+    alert_renotify_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    digest_hour: int = Field(default=9, ge=0, le=23)
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",") if p.strip()]

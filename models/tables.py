@@ -186,3 +186,13 @@ class Alert(SQLModel, table=True):
     acknowledged_at: dt.datetime | None = Field(default=None, sa_column=_utc())
     acknowledged_by: str | None = Field(default=None, max_length=64)
     resolved_at: dt.datetime | None = Field(default=None, sa_column=_utc())
+    # Escalation (issue 5): the rules version that raised it, one alert per key (e.g.
+    # "checkin:12:score:cough_severity" or "message:<update id>"), the reasons as JSON, and the
+    # notices: how many went out and when the next is due (first notice, or a RED re-notice).
+    rules_version: str | None = Field(default=None, max_length=32)
+    key: str | None = Field(default=None, max_length=128, unique=True, index=True)
+    reasons: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    notices: int = 0
+    next_notice_at: dt.datetime | None = Field(default=None, sa_column=_utc(index=True))
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolution_note: str | None = Field(default=None, max_length=500)

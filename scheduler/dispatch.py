@@ -23,6 +23,7 @@ from messages.render import render
 from models import alerts, outbox, visits
 from models.db import transaction
 from models.tables import AlertTier, Participant, Visit
+from scheduler import escalation
 from scheduler.runner import PeriodicJob
 from study.contact import may_message
 from study.visits import (
@@ -219,6 +220,8 @@ def dispatch_pass(
     ]  # fmt: skip
     if dry_run:
         try:
+        lambda s: escalation.notice_step(s, settings=settings, now=now),  # issue 5
+        lambda s: escalation.digest_step(s, settings=settings, now=now),
             with transaction(engine) as session:
                 for step in steps:
                     while step(session):

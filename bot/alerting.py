@@ -1,0 +1,70 @@
+"""Escalation in the chat: emergency phrases in any message, and prompt coordinator notices.
+
+`catch_emergency` runs before every other handler (and does not stop them): a message with an
+emergency phrase gets the fixed emergency text at once and raises a RED alert, whether or not a
+check-in is open. `send_alert_notices` runs after the handlers: any alert they raised is queued
+for the coordinator chat and delivered before the update is marked handled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlmodel import Session
+from telegram import Update
+
+from bot.deps import BotContext, Deps
+from bot.replies import sender
+from models import escalation
+from models.participants import participant_by_user
+from models.tables import ParticipantStatus
+
+log = logging.getLogger(__name__)
+
+
+def renotify_interval(deps: Deps) -> dt.timedelta:
+    return dt.timedelta(minutes=deps.settings.alert_renotify_minutes)
+
+
+async def catch_emergency(update: Update, context: BotContext) -> None:
+    """An emergency phrase from a linked participant: the emergency text and a RED alert."""
+    # Only what the person wrote: a button press carries the bot's own question text.
+    message, user, chat = update.message, update.effective_user, update.effective_chat
+    if message is None or user is None or chat is None or chat.type != chat.PRIVATE:
+        return
+    text = message.text or message.caption
+    if not text:
+        return
+    user_id, update_id, now = user.id, update.update_id, context.deps.now()
+
+    def work(session: Session) -> list[int] | None:
+        participant = participant_by_user(session, user_id)
+        if participant is None:
+            return None
+        # Someone who left chat contact gets the emergency text from the withdrawal screen.
+        left = participant.status == ParticipantStatus.WITHDRAWN or not participant.chat_contact
+        return escalation.on_message(session, participant=participant, text=text,
+                                     update_id=update_id, now=now, send_text=not left)  # fmt: skip
+
+    ids = await context.deps.db(work)
+    if ids is not None:
+        log.info("emergency phrase in update %s", update_id)
+        if ids:
+            await sender(context).flush(ids)
+
+
+async def send_alert_notices(update: Update, context: BotContext) -> None:
+    """Queue and deliver the notices of alerts raised (or due again) by now."""
+    deps = context.deps
+    ids = await deps.db(lambda s: queue_due_notices(s, deps))
+    if ids:
+        await sender(context).flush(ids)
+
+
+def queue_due_notices(session: Session, deps: Deps) -> list[int]:
+    settings = deps.settings
+    return escalation.queue_notices(
+        session, now=deps.now(), chat_id=settings.coordinator_chat_id,
+        language=settings.coordinator_language, interval=renotify_interval(deps),
+    )  # fmt: skip
