@@ -80,11 +80,13 @@ class OutboxSender:
         assert message.id is not None
         await self._retry(message.id, dt.timedelta(seconds=self.pause_left()), "paused")
 
-    @staticmethod
     def _claim(
-        now: dt.datetime, ids: Sequence[int] | None, limit: int
+        self, now: dt.datetime, ids: Sequence[int] | None, limit: int
     ) -> Callable[[Session], list[OutboxMessage]]:
-        return lambda session: outbox.claim(session, now=now, ids=ids, limit=limit)
+        lease = dt.timedelta(seconds=self.deps.settings.send_lease_seconds)
+        return lambda session: outbox.claim(
+            session, now=now, ids=ids, limit=limit, lease=lease
+        )
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None

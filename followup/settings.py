@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-08:00"
     dispatch_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     send_rate: float = Field(default=30.0, gt=0, le=30)
+    # How long a claimed outbox row stays reserved for its sender. A sender that dies holds it
+    # this long; a send must finish well within it, or a second sender may repeat the message.
+    send_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
     coordinator_language: Literal["zh", "en"] = "zh"
 
     @field_validator("coordinator_ids", mode="before")

@@ -54,8 +54,14 @@ SEND_LEASE = dt.timedelta(minutes=2)
 _CLAIMABLE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
 
 
-def claim(session: Session, *, now: dt.datetime, ids: Sequence[int] | None = None,
-          limit: int = 100) -> list[OutboxMessage]:  # fmt: skip
+def claim(
+    session: Session,
+    *,
+    now: dt.datetime,
+    ids: Sequence[int] | None = None,
+    limit: int = 100,
+    lease: dt.timedelta = SEND_LEASE,
+) -> list[OutboxMessage]:
     """Move due messages to SENDING under a lease; only the claimer that flips a row sends it.
 
     A row left in SENDING by a crashed sender becomes claimable again when its lease runs out,
@@ -79,7 +85,7 @@ def claim(session: Session, *, now: dt.datetime, ids: Sequence[int] | None = Non
             .values(
                 status=OutboxStatus.SENDING.value,
                 attempts=OutboxMessage.attempts + 1,
-                next_attempt_at=now + SEND_LEASE,
+                next_attempt_at=now + lease,
                 handed_at=None,
             )
         )

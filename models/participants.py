@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, delete, select
 
-from models import audit
+from models import audit, visits
 from models.tables import Invite, LinkAttempt, Participant
 from study.invites import InviteState, hash_token, invite_state, new_token, user_key
 
@@ -152,6 +152,8 @@ def redeem_invite(
     participant.linked_at = now
     session.add_all([invite, participant])
     session.flush()
+    assert participant.id is not None
+    visits.wake(session, participant_id=participant.id, now=now)  # a due prompt goes out now
     audit.record(
         session,
         at=now,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from models import alerts, audit
+from models import alerts, audit, visits
 from models.tables import AlertTier, Participant
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def mark_reachable(session: Session, *, participant_id: int, now: dt.datetime) -
         return False
     participant.unreachable = False
     session.add(participant)
+    visits.wake(session, participant_id=participant_id, now=now)
     resolved = alerts.resolve_alerts(session, participant_id=participant_id, kind=UNREACHABLE,
                                      now=now)  # fmt: skip
     audit.record(

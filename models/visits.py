@@ -69,6 +69,25 @@ def due_visits(
     return [(visit, participant) for visit, participant in session.exec(query).all()]
 
 
+def wake(session: Session, *, participant_id: int, now: dt.datetime) -> int:
+    """Have the next pass look at this participant's visits again at once.
+
+    A visit that could not send (the chat was not linked yet, or Telegram refused) waits an
+    hour before it asks again; when the participant links or writes back, it should not wait.
+    The pass re-decides from the stage and the clock, so waking early changes no outcome.
+    """
+    result = session.execute(
+        update(Visit)
+        .where(
+            col(Visit.participant_id) == participant_id,
+            col(Visit.status).in_(ACTIVE_STATUSES),
+            col(Visit.next_action_at) > now,
+        )
+        .values(next_action_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def advance(
     session: Session, visit: Visit, *, stage: str, at: dt.datetime | None, status: str | None
 ) -> bool:

@@ -204,6 +204,13 @@ def decide(
         return Decision(status="missed", missed=True)
     if stage == CLOSE:
         return Decision(stage=CLOSE, at=close_at)
+    stage_at = (
+        first_action_at(due_date, zone, rules)
+        if stage == PROMPT
+        else stage_instant(stage, due_date, zone, rules)
+    )
+    if now < stage_at:  # looked at early (e.g. woken when the chat was linked): nothing is due
+        return Decision(stage=stage, at=stage_at)
     local_today = now.astimezone(zone).date()
     if not may_message or local_today > rules.study_end:
         return Decision(status=status, stage=stage, at=min(now + HOLD, close_at))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot.deps import BotApp
+from bot.deps import BotApp, Deps
 from messages.render import render, render_bilingual
 from models.db import transaction
 from models.participants import participant_by_study_id
@@ -194,3 +195,21 @@ async def test_group_messages_are_ignored(
     with transaction(engine) as session:
         participant = participant_by_study_id(session, "P001")
         assert participant is not None and participant.telegram_user_id is None
+
+
+async def test_a_participant_who_links_after_the_due_date_is_prompted_at_once(
+    bot: BotApp, sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    from scheduler.dispatch import dispatch_pass
+
+    # Enrolled three months before the clock's date: visit 1 is due today at 10:00 local.
+    invite = enroll_participant(deps.engine, clock, enrolled_on=dt.date(2025, 12, 2))
+    held = await asyncio.to_thread(dispatch_pass, deps.engine, deps.settings, clock())
+    assert held.messages == 0  # nobody to send to yet
+    clock.advance(dt.timedelta(minutes=5))
+    user = sandbox.add_user()
+    await sandbox.send_command(user, "start", invite.token)
+    await sandbox.next_message(user.id, after=0)
+    clock.advance(dt.timedelta(minutes=1))
+    report = await asyncio.to_thread(dispatch_pass, deps.engine, deps.settings, clock())
+    assert report.sent == {"prompt": 1}
