@@ -17,6 +17,7 @@ from models.tables import Alert, AuditEvent, OutboxMessage, Participant, Visit
 from sandbox import Sandbox, SandboxUser
 from sandbox.state import BotMessage, plain_text
 from scheduler.clock import FrozenClock
+from tests.checkin_chat import data_for, linked_chat
 from tests.factories import enroll_participant
 
 
@@ -203,6 +204,7 @@ async def test_after_leaving_chat_one_fixed_reply_a_day_and_the_emergency_text(
     await sandbox.press(user, menu, "wd:v1:s:study")
     await sandbox.wait_until(lambda: not sandbox.unanswered_callbacks())
     assert len(sandbox.messages_to(user.id)) == 5
+    await sandbox.wait_until(lambda: _nothing_sending(engine))
     clock.advance(dt.timedelta(days=1))
     await sandbox.send_text(user, "你好")
     assert (await sandbox.next_message(user.id, after=5)).text == reply.text
@@ -244,3 +246,32 @@ async def test_withdraw_is_in_the_command_menu_and_help(bot: BotApp, sandbox: Sa
     for language in ("zh", "en"):
         assert {"withdraw", "privacy"} <= {c["command"] for c in sandbox.state.commands[language]}
         assert "/withdraw" in render("help", language, team_contact="x")
+
+
+async def test_withdraw_in_the_middle_of_a_check_in_stops_the_check_in(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    second = await chat.press(first, "self")  # one answer given, the next question waiting
+    await sandbox.send_command(chat.user, "withdraw")
+    menu = await chat.expect()
+    assert menu.text.startswith("您可以随时退出")
+    for label in ("退出整个研究", "是的，退出"):
+        await sandbox.press(chat.user, menu, menu.button(label))
+        await chat.settle()
+    done = await chat.expect()
+    assert done.text.startswith("已完成：您已退出本研究")
+    await sandbox.wait_until(lambda: _nothing_sending(engine))
+    await sandbox.press(chat.user, second, data_for(second, "no"))  # the waiting question
+    await chat.settle()
+    await sandbox.send_text(chat.user, "没有")
+    reply = await chat.expect()
+    assert reply.text.startswith("本聊天已不再为研究收发消息")
+    await sandbox.wait_until(lambda: _nothing_sending(engine))
+    clock.advance(dt.timedelta(days=3))
+    assert await _flush(bot) == 0
+    assert len(sandbox.messages_to(chat.user.id)) == chat.seen
+    with transaction(engine) as session:
+        visit = session.exec(select(Visit)).one()
+    assert visit.status == "cancelled"
