@@ -202,6 +202,9 @@ def _register_features() -> None:
     from followup.commands import consent
 
     consent.register(app)
+    from followup.commands import alerts
+
+    alerts.register(app)
 
 
 _register_features()

@@ -1,4 +1,4 @@
-"""The escalation rules, item by item: thresholds, worsening, specific answers, emergency phrases."""
+"""The escalation rules, item by item: thresholds, worsening, answers, emergency phrases."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_ordinary_messages_are_not_emergencies(text: str) -> None:
 
 
 def test_a_malformed_rules_file_is_refused_with_its_place() -> None:
-    with pytest.raises(RulesError, match="scores.x"):
+    with pytest.raises(RulesError, match=r"scores\.x"):
         parse_rules({"version": 9, "scores": {"x": {"PURPLE": 3}}})
     with pytest.raises(RulesError, match="answers"):
         parse_rules({"version": 9, "answers": [{"rule": "r", "tier": "RED", "when": []}]})

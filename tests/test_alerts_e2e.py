@@ -1,4 +1,4 @@
-"""End to end through the sandbox: alerts reach the coordinator chat and stay open until handled."""
+"""End to end through the sandbox: alerts reach the coordinators and stay open until handled."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sandbox import Fault, Sandbox, SandboxUser
 from sandbox.state import BotMessage, plain_text
 from scheduler.clock import FrozenClock
 from scheduler.dispatch import dispatch_pass
-from tests.checkin_chat import Chat, linked_chat
+from tests.checkin_chat import SYMPTOM_FIRSTS, YES_NO_SIGNS, Chat, linked_chat
 
 EMERGENCY_ZH = plain_text(render("emergency", "zh"))
 
@@ -193,3 +193,52 @@ async def test_resolve_takes_a_note_by_reply(
     assert "Called, went to ED &lt;ok&gt;" in notice.html
     (alert,) = alerts(engine)
     assert alert.status == "resolved" and alert.resolution_note == "Called, went to ED <ok>"
+
+
+async def test_an_emergency_phrase_without_an_open_visit_and_inside_a_check_in(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    boss = coordinator(sandbox, deps)
+    lonely = await linked_chat(sandbox, engine, clock, "P002", with_visit=False)
+    reply = await lonely.say("Since yesterday I can't breathe properly")
+    assert reply.text == EMERGENCY_ZH
+    chat = await linked_chat(sandbox, engine, clock, "P001")
+    await chat.say("开始")
+    assert (await chat.say("我爸爸昏迷了")).text == EMERGENCY_ZH
+    again = await chat.expect()  # then the check-in goes on: its question, asked again
+    assert "今天是谁在回答" in again.text and again.buttons
+    await sandbox.wait_until(lambda: len(notices(sandbox, boss)) == 2)
+    assert [a.kind for a in alerts(engine)] == ["emergency_phrase", "emergency_phrase"]
+
+
+async def test_amber_answers_get_a_note_at_the_end_and_one_amber_alert(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    boss = coordinator(sandbox, deps)
+    chat = await linked_chat(sandbox, engine, clock)
+    message = await chat.press(await chat.say("开始"), "self")
+    message = await chat.press(message, "no")  # hospital
+    await chat.press_only(message, "+immuno")
+    message = await chat.press(sandbox.messages_to(chat.user.id)[chat.seen - 1], "~d")
+    for code in ("no", "no", "1"):  # treatment changed, progression, activity
+        message = await chat.press(message, code)
+    for _ in SYMPTOM_FIRSTS[:-1]:
+        message = await chat.press(message, "0")
+    message = await chat.press(message, "3")  # fever frequency: often (AMBER)
+    message = await chat.press(message, "1")  # fever severity
+    message = await chat.press(message, "no")  # 38 °C
+    for _ in YES_NO_SIGNS:
+        message = await chat.press(message, "no")
+    message = await chat.press(message, "8")
+    message = await chat.press(message, "yes")  # call request (AMBER)
+    summary = await chat.press(message, "~s")
+    thanks = await chat.press(summary, "~ok")
+    note = await chat.expect()
+    assert thanks.text.startswith("谢谢您") and note.text == plain_text(
+        render("checkin_amber", "zh")
+    )
+    (alert,) = alerts(engine)
+    assert (alert.tier, alert.kind) == ("AMBER", "checkin_amber")
+    await sandbox.wait_until(lambda: len(notices(sandbox, boss)) == 1)
+    text = notices(sandbox, boss)[0].text
+    assert "[AMBER]" in text and "Asked the study team to call" in text and "Fever" in text
