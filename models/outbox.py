@@ -78,6 +78,13 @@ def claim(
             # The participant row first, as a withdrawal does: the two cannot interleave.
             participant = lock_participant(session, message.participant_id)
             if participant is None or not may_send(participant, message.purpose):
+                # Held, not dropped (an unreachable participant may write again); moved back so
+                # held rows never fill the head of the queue and starve the others.
+                session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == message.id, *due)
+                    .values(next_attempt_at=now + lease)
+                )
                 continue
         flipped = session.execute(
             update(OutboxMessage)

@@ -28,7 +28,7 @@ from models import outbox
 from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
 from models.db import transaction
 from models.participants import participant_by_study_id
-from models.tables import AuditEvent
+from models.tables import AuditEvent, Participant
 from sandbox import Fault, Sandbox
 from scheduler.clock import FrozenClock
 from study.consent import Scope
@@ -160,3 +160,19 @@ def test_a_withdrawal_waits_for_a_send_in_flight_or_records_it(
         later = outbox.claim(session, now=clock() + dt.timedelta(hours=1))
     assert [m.purpose.split(":")[0] for m in later] == ["withdrawal-confirmation"]
     assert f'"possibly_delivered_before_commit": [{message_id}]' in (after or "")
+
+
+def test_held_messages_do_not_starve_the_queue(engine: Engine, clock: FrozenClock) -> None:
+    held_id = _prepare(engine, clock, "P001", 4242, 3)
+    _prepare(engine, clock, "P002", 4343, 1)
+    with transaction(engine) as session:
+        participant = session.get(Participant, held_id)
+        assert participant is not None
+        participant.unreachable = True  # may_message is False: its rows are held
+        session.add(participant)
+    with transaction(engine) as session:
+        claimed = outbox.claim(session, now=clock(), limit=3)
+    assert claimed == []  # the three held rows filled this batch, and were moved back
+    with transaction(engine) as session:
+        claimed = outbox.claim(session, now=clock(), limit=3)
+    assert [m.purpose for m in claimed] == ["news:P002:0"]
