@@ -26,7 +26,15 @@ from messages.phrases import emergency_phrases, stop_words
 from messages.render import render
 from models.consent import Notify, Outcome, consent_state, with_sends_settled, withdraw
 from models.tables import Participant, ParticipantStatus
-from study.consent import Channel, ConsentError, Samples, Scope, is_stop_request, offered_scopes
+from study.consent import (
+    Channel,
+    ConsentError,
+    Samples,
+    Scope,
+    has_left_chat,
+    is_stop_request,
+    offered_scopes,
+)
 from study.emergency import mentions_emergency
 
 log = logging.getLogger(__name__)
@@ -193,12 +201,6 @@ async def withdraw_now(
     return await asyncio.to_thread(with_sends_settled, deps.engine, work)
 
 
-def _has_left_chat(participant: Participant) -> bool:
-    return participant.status == ParticipantStatus.WITHDRAWN or (
-        participant.status == ParticipantStatus.ACTIVE and not participant.chat_contact
-    )
-
-
 async def screen_after_withdrawal(update: Update, context: BotContext) -> None:
     """Before anything else: someone who left chat contact gets one fixed reply, and nothing more.
 
@@ -209,7 +211,7 @@ async def screen_after_withdrawal(update: Update, context: BotContext) -> None:
     if chat is None or chat.type != chat.PRIVATE:
         return
     participant = await current_participant(update, context)
-    if participant is None or not _has_left_chat(participant):
+    if participant is None or not has_left_chat(participant):
         return
     if update.callback_query is not None:
         await update.callback_query.answer(render("stale_button", participant.language))

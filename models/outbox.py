@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from models.locks import lock_participant
 from models.tables import OutboxMessage, OutboxStatus
-from study.consent import may_send
+from study.consent import has_left_chat, may_send
 
 
 def enqueue(
@@ -78,13 +78,16 @@ def claim(
             # The participant row first, as a withdrawal does: the two cannot interleave.
             participant = lock_participant(session, message.participant_id)
             if participant is None or not may_send(participant, message.purpose):
-                # Held, not dropped (an unreachable participant may write again); moved back so
-                # held rows never fill the head of the queue and starve the others.
-                session.execute(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == message.id, *due)
-                    .values(next_attempt_at=now + lease)
-                )
+                # After a withdrawal the row is cancelled (one queued by a pass that read the
+                # participant just before the withdrawal committed). Otherwise it is held, not
+                # dropped (an unreachable participant may write again), and moved back so held
+                # rows never fill the head of the queue and starve the others.
+                held = update(OutboxMessage).where(col(OutboxMessage.id) == message.id, *due)
+                if participant is None or has_left_chat(participant):
+                    held = held.values(status=OutboxStatus.CANCELLED.value, last_error="withdrawn")
+                else:
+                    held = held.values(next_attempt_at=now + lease)
+                session.execute(held)
                 continue
         flipped = session.execute(
             update(OutboxMessage)

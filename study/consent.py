@@ -129,6 +129,13 @@ AFTER_WITHDRAWAL_PURPOSES: tuple[str, ...] = (
 )
 
 
+def has_left_chat(participant: ContactState) -> bool:
+    """Withdrew from chat contact or from the whole study (until a coordinator re-consents)."""
+    return participant.status == "withdrawn" or (
+        participant.status == "active" and not participant.chat_contact
+    )
+
+
 def may_send(participant: ContactState, purpose: str) -> bool:
     """The send rule for one outbox row: may_message, plus the explicit post-withdrawal replies.
 

@@ -28,7 +28,7 @@ from models import outbox
 from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
 from models.db import transaction
 from models.participants import participant_by_study_id
-from models.tables import AuditEvent, Participant
+from models.tables import AuditEvent, OutboxMessage, Participant
 from sandbox import Fault, Sandbox
 from scheduler.clock import FrozenClock
 from study.consent import Scope
@@ -176,3 +176,21 @@ def test_held_messages_do_not_starve_the_queue(engine: Engine, clock: FrozenCloc
     with transaction(engine) as session:
         claimed = outbox.claim(session, now=clock(), limit=3)
     assert [m.purpose for m in claimed] == ["news:P002:0"]
+
+
+def test_a_message_queued_just_before_a_withdrawal_is_cancelled_at_claim(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    participant_id = _prepare(engine, clock, "P001", 4242, 0)
+    with transaction(engine) as session:
+        participant = session.get(Participant, participant_id)
+        assert participant is not None
+        participant.chat_contact = False  # as a withdrawal leaves it
+        session.add(participant)
+        # A dispatch pass that read the participant before the withdrawal committed.
+        outbox.enqueue(session, purpose="prompt:P001:1", chat_id=4242,
+                       participant_id=participant_id, text="prompt", now=clock())  # fmt: skip
+    with transaction(engine) as session:
+        assert outbox.claim(session, now=clock()) == []
+        status = session.exec(select(OutboxMessage.status)).one()
+    assert status == "cancelled"
