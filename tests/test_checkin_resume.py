@@ -70,7 +70,7 @@ async def test_caregiver_reports_a_death_and_nothing_more_is_asked(
         participant = participant_by_study_id(session, "P001")
         assert participant is not None
         assert participant.status == "death_reported" and not may_message(participant)
-        (reported, checkin), = death_reports(session)
+        ((reported, checkin),) = death_reports(session)
         assert reported.study_id == "P001" and checkin.status == "death_reported"
         assert current_answers(session, checkin.id or 0) == {
             "respondent": "proxy", "vital_status": "died", "death_date": "2026-02"}  # fmt: skip
@@ -105,3 +105,31 @@ async def test_start_after_completion_or_after_the_window_closed(
     with transaction(engine) as session:
         statuses = {c.participant_id: c.status for c in session.exec(select(CheckIn)).all()}
     assert statuses == {1: "completed", 2: "in_progress"}
+
+
+async def test_the_schedules_prompt_button_opens_the_checkin_and_submitting_stops_reminders(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    from bot.replies import sender
+    from scheduler.dispatch import dispatch_pass
+    from tests.test_schedule_e2e import sent_rows_settled
+
+    chat = await linked_chat(sandbox, engine, clock, with_visit=False)
+    await sent_rows_settled(engine)  # before travelling in time past the greeting's send lease
+    clock.set(dt.datetime(2026, 4, 15, 2, tzinfo=dt.UTC))  # the 3-month prompt, 10:00 Beijing
+    dispatch_pass(deps.engine, deps.settings, clock())
+    await sender(bot).flush()
+    prompt = await chat.expect()
+    ((_label, data),) = prompt.buttons
+    assert data.startswith("checkin:open:")
+    await sandbox.press(chat.user, prompt, data)
+    first = await chat.expect()
+    assert "今天是谁在回答" in first.text
+    summary = await answer_shortest(chat, first)
+    await chat.press(summary, "~ok")
+    await sent_rows_settled(engine)
+    clock.set(dt.datetime(2026, 4, 18, 2, tzinfo=dt.UTC))  # when the first reminder would go
+    dispatch_pass(deps.engine, deps.settings, clock())
+    assert await sender(bot).flush() == 0
+    await sandbox.press(chat.user, prompt, data)  # the prompt's button, after submitting
+    assert (await chat.expect()).text == plain_text(render("checkin_already_done", "zh"))
