@@ -32,12 +32,15 @@ def backoff(attempts: int) -> dt.timedelta:
 class OutboxSender:
     """Claims due outbox rows, sends them, and marks them sent, retried or failed.
 
-    Different chats go out concurrently and one chat's messages in order; the Bot's rate
-    limiter paces them under Telegram's limits. After a 429 that the limiter could not absorb,
-    the whole sender pauses for `retry_after`, so nothing is sent inside that window.
+    One chat's messages go out in order; with `concurrency` > 1 different chats go out at once.
+    The Bot's rate limiter paces them under Telegram's limits. One at a time is the default: it
+    already reaches the 30/s limit (docs/benchmarks.md), and with several requests in flight a
+    429 also refuses the ones already sent, and jitter between the limiter's clock and
+    Telegram's turns into 429s. After a 429 that the limiter could not absorb, the whole sender
+    pauses for `retry_after`, so nothing is sent inside that window.
     """
 
-    def __init__(self, bot: Bot, deps: Deps, *, concurrency: int = 8) -> None:
+    def __init__(self, bot: Bot, deps: Deps, *, concurrency: int = 1) -> None:
         self.bot = bot
         self.deps = deps
         self.concurrency = concurrency
@@ -84,9 +87,7 @@ class OutboxSender:
         self, now: dt.datetime, ids: Sequence[int] | None, limit: int
     ) -> Callable[[Session], list[OutboxMessage]]:
         lease = dt.timedelta(seconds=self.deps.settings.send_lease_seconds)
-        return lambda session: outbox.claim(
-            session, now=now, ids=ids, limit=limit, lease=lease
-        )
+        return lambda session: outbox.claim(session, now=now, ids=ids, limit=limit, lease=lease)
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None

@@ -173,10 +173,18 @@ async def _months_pass(
         await pass_at(dt.datetime(2026, 4, 22, 2, tzinfo=dt.UTC),
                       "22 April: the second reminder, to DEMO-001 only")  # fmt: skip
         await say.shows("DEMO-001", users["DEMO-001"])
-        await pass_at(dt.datetime(2026, 4, 29, 2, tzinfo=dt.UTC),
-                      "29 April: the window closes; a coordinator takes over")  # fmt: skip
-        for _ in range(2):  # DEMO-001, and DEMO-003, who never linked a chat
-            await say.shows("the coordinator", coordinator)
+        await pass_at(dt.datetime(2026, 4, 30, 2, tzinfo=dt.UTC),
+                      "30 April: the window closed at midnight; a coordinator hears")  # fmt: skip
+
+        # DEMO-001, and DEMO-003, who never linked a chat (other coordinator news is skipped).
+        def handed_over() -> list[BotMessage]:
+            sent = say.sandbox.messages_to(coordinator.id)
+            return [m for m in sent if m.text.startswith("[ADMIN]")]
+
+        await say.sandbox.wait_until(lambda: len(handed_over()) >= 2)
+        for message in handed_over():
+            say.console.print(Panel(message.text, title="the coordinator's phone",
+                                    title_align="left", width=78))  # fmt: skip
         say.step("DEMO-002 asks when the next check-in is")
         say.says("DEMO-002", "/next")
         await say.sandbox.send_command(users["DEMO-002"], "next")

@@ -25,9 +25,11 @@ def raise_alert(
     detail: str | None = None,
     notify_chat_id: int | None = None,
     notice: str | None = None,
+    not_before: dt.datetime | None = None,
 ) -> Alert:
     """Store an open alert and, in the same transaction, queue its notice to the coordinators.
 
+    `not_before` can hold a non-urgent notice back, e.g. until the coordinators' morning.
     The notice is not addressed to a participant (`participant_id` is left empty on the outbox
     row), so a participant's contact state never holds back a coordinator's alert.
     """
@@ -44,8 +46,9 @@ def raise_alert(
     session.flush()
     if notify_chat_id is not None and notice:
         outbox.enqueue(
-            session, purpose=f"alert:{alert.id}", chat_id=notify_chat_id, text=notice, now=now
-        )
+            session, purpose=f"alert:{alert.id}", chat_id=notify_chat_id, text=notice, now=now,
+            not_before=not_before,
+        )  # fmt: skip
     else:
         log.warning("alert %s (%s) stored; no coordinator chat is configured", alert.id, kind)
     return alert

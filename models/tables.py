@@ -134,7 +134,8 @@ class Visit(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("participant_id", "number", name="uq_visit_number"),
-        Index("ix_visit_next_action_at", "next_action_at"),
+        # The dispatch pass's query: active visits whose next stage is due (a range per status).
+        Index("ix_visit_status_next_action_at", "status", "next_action_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from models import audit
@@ -26,16 +26,24 @@ class VisitClosed(Exception):
 
 
 def participants_needing_plan(session: Session, *, key: str, limit: int) -> Sequence[Participant]:
-    """Participants never planned, or planned under other settings (two index range scans)."""
-    stale = or_(
+    """Participants never planned, or planned under other settings.
+
+    Three index range scans (NULL, below, above the key): SQLite would scan the whole table
+    for the equivalent `OR`, and this runs on every pass.
+    """
+    found: list[Participant] = []
+    for stale in (
         col(Participant.plan_key).is_(None),
         col(Participant.plan_key) < key,
         col(Participant.plan_key) > key,
-    )
-    query = select(Participant).where(stale).order_by(col(Participant.id)).limit(limit)
-    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-        query = query.with_for_update(skip_locked=True)
-    return session.exec(query).all()
+    ):
+        query = select(Participant).where(stale).limit(limit - len(found))
+        if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+            query = query.with_for_update(skip_locked=True)
+        found.extend(session.exec(query).all())
+        if len(found) >= limit:
+            break
+    return found
 
 
 def visits_of(session: Session, participant_id: int) -> Sequence[Visit]:
@@ -104,6 +112,7 @@ def advance(
             col(Visit.status).in_(ACTIVE_STATUSES),
         )
         .values(**values)
+        .execution_options(synchronize_session=False)
     )
     return bool(changed.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -114,6 +123,7 @@ def cancel_remaining(session: Session, participant_id: int) -> int:
         update(Visit)
         .where(col(Visit.participant_id) == participant_id, col(Visit.status).in_(ACTIVE_STATUSES))
         .values(status=VisitStatus.CANCELLED.value, stage="done", next_action_at=None)
+        .execution_options(synchronize_session=False)
     )
     return int(changed.rowcount)  # type: ignore[attr-defined]
 

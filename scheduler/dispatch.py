@@ -31,6 +31,7 @@ from study.visits import (
     ExistingVisit,
     PlannedVisit,
     ScheduleRules,
+    after_quiet_hours,
     decide,
     first_action_at,
     plan_visits,
@@ -199,6 +200,8 @@ def _hand_over_missed(session: Session, visit: Visit, participant: Participant, 
         participant_id=participant.id, visit_id=visit.id,
         detail=f"visit {visit.number} window closed unanswered",
         notify_chat_id=settings.coordinator_chat_id, notice=notice,
+        # A window closes at midnight; the coordinators hear of it after their quiet hours.
+        not_before=after_quiet_hours(now, ZoneInfo(settings.timezone), settings.quiet_window()),
     )  # fmt: skip
 
 
@@ -217,11 +220,11 @@ def dispatch_pass(
         lambda s: plan_batch(s, rules=rules, now=now, report=report, limit=batch),
         lambda s: dispatch_batch(s, settings=settings, rules=rules, now=now, report=report,
                                  limit=batch),
+        lambda s: escalation.notice_step(s, settings=settings, now=now),  # issue 5
+        lambda s: escalation.digest_step(s, settings=settings, now=now),
     ]  # fmt: skip
     if dry_run:
         try:
-        lambda s: escalation.notice_step(s, settings=settings, now=now),  # issue 5
-        lambda s: escalation.digest_step(s, settings=settings, now=now),
             with transaction(engine) as session:
                 for step in steps:
                     while step(session):

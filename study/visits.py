@@ -94,7 +94,7 @@ def replan(
     for visit in plan:
         old = by_number.get(visit.number)
         if old is None:
-            if visit.due_date >= today or (first and visit.window_closes_on > today):
+            if visit.due_date >= today or (first and visit.window_closes_on >= today):
                 insert.append(visit)
         elif (
             old.status == "planned"
@@ -152,14 +152,24 @@ def stage_offsets(rules: ScheduleRules) -> list[tuple[str, int]]:
 def stage_instant(
     stage: str, due_date: dt.date, zone: ZoneInfo, rules: ScheduleRules
 ) -> dt.datetime:
-    """When a stage falls due: the send hour, local, on the due date plus the stage's offset."""
+    """When a stage falls due: the send hour, local, on the due date plus the stage's offset.
+
+    The close stage is the end of the window instead (`window_closes_at`).
+    """
+    if stage == CLOSE:
+        return window_closes_at(due_date, zone, rules)
     offset = dict(stage_offsets(rules))[stage]
     return local_instant(due_date + dt.timedelta(days=offset), rules.send_hour, zone)
 
 
 def window_closes_at(due_date: dt.date, zone: ZoneInfo, rules: ScheduleRules) -> dt.datetime:
-    """The instant the window closes: the send hour on the due date plus the window days."""
-    return stage_instant(CLOSE, due_date, zone, rules)
+    """The end of the window: midnight, local, after the whole of `window_closes_on`.
+
+    `Visit.window_closes_on` (due date + window days) is the window's last day, for the
+    check-in as for the schedule: a check-in can be finished until that day ends.
+    """
+    day_after = due_date + dt.timedelta(days=rules.window_days + 1)
+    return dt.datetime.combine(day_after, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
 
 
 def first_action_at(due_date: dt.date, zone: ZoneInfo, rules: ScheduleRules) -> dt.datetime:

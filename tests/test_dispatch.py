@@ -19,8 +19,8 @@ from tests.factories import enroll_participant
 COORDINATORS = -100200300
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
 
 
 def enrol_linked(engine: Engine, clock: FrozenClock, study_id: str = "P001", **kw: object) -> int:
@@ -35,10 +35,14 @@ def enrol_linked(engine: Engine, clock: FrozenClock, study_id: str = "P001", **k
     return chat
 
 
+SCHEDULE_PURPOSES = ("prompt:", "reminder", "alert:")
+
+
 def purposes(engine: Engine) -> list[str]:
+    """The schedule's outbox rows (other features, such as a daily digest, may add their own)."""
     with transaction(engine) as session:
         query = select(OutboxMessage.purpose).order_by(col(OutboxMessage.id))
-        return list(session.exec(query).all())
+        return [p for p in session.exec(query).all() if p.startswith(SCHEDULE_PURPOSES)]
 
 
 def visit_rows(engine: Engine, study_id: str = "P001") -> list[Visit]:

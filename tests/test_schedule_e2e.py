@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from sqlalchemy.engine import Engine
@@ -45,6 +46,21 @@ async def tick(bot: BotApp, deps: Deps, clock: FrozenClock, at: dt.datetime) -> 
     return await sender(bot).flush()
 
 
+async def sent_rows_settled(engine: Engine) -> None:
+    """Wait, bounded, until the bot has recorded every send it handed to the sandbox."""
+    for _ in range(500):
+        with transaction(engine) as session:
+            sending = session.exec(select(OutboxMessage).where(OutboxMessage.status == "sending"))
+            if sending.first() is None:
+                return
+        await asyncio.sleep(0.01)  # the bot records the outcome on a worker thread
+    raise AssertionError("a send was never recorded")
+
+
+def notices(sandbox: Sandbox, coordinator: SandboxUser, text: str) -> int:
+    return sum(1 for m in sandbox.messages_to(coordinator.id) if m.text == text)
+
+
 def with_coordinator_chat(deps: Deps, sandbox: Sandbox) -> SandboxUser:
     coordinator = sandbox.add_user(first_name="Coordinator")
     deps.settings = deps.settings.model_copy(update={"coordinator_chat_id": coordinator.id})
@@ -84,25 +100,27 @@ async def test_blocked_bot_marks_unreachable_raises_one_alert_and_resumes_on_a_m
     coordinator = with_coordinator_chat(deps, sandbox)
     user = await linked(sandbox, engine, clock)
     sandbox.block_bot(user)
-    assert await tick(bot, deps, clock, PROMPT_AT) == 1  # only the coordinator's notice
-    notice = await sandbox.next_message(coordinator.id, after=0)
-    assert "P001" in notice.text and "[ADMIN]" in notice.text
-    assert await tick(bot, deps, clock, REMINDER_AT) == 0  # held: nothing is even tried
+    await tick(bot, deps, clock, PROMPT_AT)
+    notice = plain_text(render("alert_unreachable", "zh", study_id="P001"))
+    await sandbox.wait_until(lambda: notices(sandbox, coordinator, notice) == 1)
+    await tick(bot, deps, clock, REMINDER_AT)  # held: nothing is even tried
     with transaction(engine) as session:
         participant = participant_by_study_id(session, "P001")
         alerts = session.exec(select(Alert)).all()
     assert participant is not None and participant.unreachable
     assert [(a.tier, a.kind, a.status) for a in alerts] == [("ADMIN", "unreachable", "open")]
-    assert len(sandbox.messages_to(coordinator.id)) == 1
+    assert notices(sandbox, coordinator, notice) == 1 and sandbox.messages_to(user.id) == []
     sandbox.unblock_bot(user)
     await sandbox.send_text(user, "hello again")
     await sandbox.next_message(user.id, after=0)  # the ordinary reply
+    await sent_rows_settled(engine)  # before the clock jumps past the reply's send lease
     with transaction(engine) as session:
         participant = participant_by_study_id(session, "P001")
         alert = session.exec(select(Alert)).one()
     assert participant is not None and not participant.unreachable and alert.status == "resolved"
-    assert await tick(bot, deps, clock, REMINDER_AT + dt.timedelta(hours=1)) == 1
+    await tick(bot, deps, clock, REMINDER_AT + dt.timedelta(hours=1))
     assert (await sandbox.next_message(user.id, after=1)).text.startswith("温馨提醒")
+    assert len(sandbox.messages_to(user.id)) == 2
 
 
 async def test_server_errors_and_timeouts_are_retried_with_backoff_and_nothing_is_lost(

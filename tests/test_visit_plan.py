@@ -29,8 +29,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 RULES = ScheduleRules()
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
 
 
 def test_month_end_rolls_back_to_the_last_day_of_the_month() -> None:
@@ -107,8 +107,9 @@ def test_prompt_then_reminders_then_close() -> None:
     d = _decide("reminder1", utc(2026, 4, 18, 2))
     assert (d.send, d.stage, d.at) == ("reminder1", "reminder2", utc(2026, 4, 22, 2))
     d = _decide("reminder2", utc(2026, 4, 22, 2))
-    assert (d.send, d.stage, d.at) == ("reminder2", CLOSE, utc(2026, 4, 29, 2))
-    d = _decide(CLOSE, utc(2026, 4, 29, 2))
+    assert (d.send, d.stage, d.at) == ("reminder2", CLOSE, utc(2026, 4, 29, 16))
+    assert _decide(CLOSE, utc(2026, 4, 29, 15, 59)).status is None  # the last day is open
+    d = _decide(CLOSE, utc(2026, 4, 29, 16))  # midnight in Shanghai
     assert d.missed and d.status == "missed" and d.send is None
 
 
@@ -129,7 +130,7 @@ def test_withdrawn_or_deceased_cancels_and_unreachable_holds() -> None:
     assert _decide("reminder1", utc(2026, 4, 18, 2), participant_status="deceased").cancelled
     held = _decide(PROMPT, utc(2026, 4, 15, 2), may_message=False)
     assert held.send is None and held.stage == PROMPT and held.at == utc(2026, 4, 15, 3)
-    assert _decide(PROMPT, utc(2026, 4, 29, 2), may_message=False).missed
+    assert _decide(PROMPT, utc(2026, 4, 29, 16), may_message=False).missed
 
 
 def test_replan_touches_only_future_planned_visits_and_never_creates_past_ones() -> None:
@@ -149,4 +150,5 @@ def test_first_plan_keeps_a_visit_whose_window_is_still_open() -> None:
     plan = plan_visits(dt.date(2026, 1, 15), RULES)
     change = replan([], plan, dt.date(2026, 4, 20))
     assert change.insert[0].number == 1
-    assert replan([], plan, dt.date(2026, 4, 29)).insert[0].number == 2
+    assert replan([], plan, dt.date(2026, 4, 29)).insert[0].number == 1  # its last day
+    assert replan([], plan, dt.date(2026, 4, 30)).insert[0].number == 2

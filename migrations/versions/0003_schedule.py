@@ -54,7 +54,9 @@ def upgrade() -> None:
             sa.Column("next_action_at", models.types.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("note", sa.String(length=500), nullable=True))
-        batch_op.create_index("ix_visit_next_action_at", ["next_action_at"], unique=False)
+        batch_op.create_index(
+            "ix_visit_status_next_action_at", ["status", "next_action_at"], unique=False
+        )
 
     with op.batch_alter_table("participant", schema=None) as batch_op:
         batch_op.add_column(sa.Column("plan_key", sa.String(length=128), nullable=True))
@@ -67,7 +69,7 @@ def downgrade() -> None:
         batch_op.drop_column("plan_key")
 
     with op.batch_alter_table("visit", schema=None) as batch_op:
-        batch_op.drop_index("ix_visit_next_action_at")
+        batch_op.drop_index("ix_visit_status_next_action_at")
         batch_op.drop_column("note")
         batch_op.drop_column("next_action_at")
         batch_op.drop_column("stage")
