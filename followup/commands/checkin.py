@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from followup.settings import Settings, SettingsError, load_settings
-from messages.ethics import document
+from messages.ethics import MissingSample, document
 from messages.instruments import definition, texts
 from messages.render import LANGUAGES
 from models.checkins import ExportRow, export_rows
@@ -57,21 +57,28 @@ def write_csv(rows: list[ExportRow], out: TextIO) -> None:
 
 
 def export(
-    fmt: Annotated[str, typer.Option("--format", help="csv (REDCap and FHIR come later)")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, redcap or fhir")],
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     since: Annotated[
         dt.datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="only answers given on or after YYYY-MM-DD"),
     ] = None,
+    what: Annotated[str, typer.Option(help="csv: answers, alerts, consent or visits")] = "answers",
+    dictionary: Annotated[
+        Path | None, typer.Option(help="also write a REDCap data dictionary to this file")
+    ] = None,
 ) -> None:
     """Write every standing check-in answer, one row per answer (no Telegram ids, no names)."""
-    if fmt != "csv":
-        err.print("--format: only csv is available")
-        raise typer.Exit(2)
     settings = _settings()
     start = None
     if since is not None:  # the day starts in the study's time zone
         start = since.replace(tzinfo=ZoneInfo(settings.timezone)).astimezone(dt.UTC)
+    if fmt != "csv" or what != "answers" or dictionary is not None:  # issue 5's formats
+        from followup.commands.exports import run_export
+
+        run_export(database_url=settings.database_url, fmt=fmt, what=what, out=out,
+                   since=start, dictionary=dictionary)  # fmt: skip
+        return
     engine = make_engine(settings.database_url)
     with transaction(engine) as session:
         rows = export_rows(session, since=start)
@@ -97,7 +104,11 @@ def texts_document(
         err.print("--format must be html or md")
         raise typer.Exit(2)
     languages = LANGUAGES if language == "all" else (language,)
-    text = document(languages, fmt)
+    try:
+        text = document(languages, fmt)
+    except MissingSample as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     if out is None:
         sys.stdout.write(text)
         return
