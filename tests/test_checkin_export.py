@@ -106,7 +106,7 @@ def test_export_round_trip(env: str, engine: Engine, clock: FrozenClock, tmp_pat
     assert since.exit_code == 0
     recent = list(csv.DictReader(since.stdout.splitlines()))
     assert [r["item"] for r in recent] == ["treatment_changed", "change_reason"]
-    assert runner.invoke(app, ["export", "--format", "redcap"]).exit_code == 2
+    assert runner.invoke(app, ["export", "--format", "xml"]).exit_code == 2
 
 
 def test_changed_answers_export_only_the_standing_one(
