@@ -242,3 +242,47 @@ async def test_amber_answers_get_a_note_at_the_end_and_one_amber_alert(
     await sandbox.wait_until(lambda: len(notices(sandbox, boss)) == 1)
     text = notices(sandbox, boss)[0].text
     assert "[AMBER]" in text and "Asked the study team to call" in text and "Fever" in text
+
+
+async def test_show_answers_and_the_coordinator_commands(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    boss = coordinator(sandbox, deps)
+    chat = await linked_chat(sandbox, engine, clock)
+    await red_cough(chat)
+    notice = await sandbox.next_message(boss.id, after=0)
+    await sandbox.press(boss, notice, notice.button("Show answers"))
+    answers = await sandbox.next_message(boss.id, after=1)
+    assert "answers of P001, visit 1" in answers.text and "Cough" in answers.text
+    await sandbox.send_command(boss, "alerts")
+    listed = await sandbox.next_message(boss.id, after=2)
+    assert "Open alerts: 1" in listed.text and "#1 [RED] P001 visit 1" in listed.text
+    await sandbox.send_command(boss, "due")
+    due = await sandbox.next_message(boss.id, after=3)
+    assert "P001 visit 1 (due 2026-02-25): overdue" in due.text
+    await sandbox.send_command(boss, "participant", "P001")
+    story = await sandbox.next_message(boss.id, after=4)
+    assert "P001" in story.text and "#1 RED score: open" in story.text
+    await sandbox.send_command(boss, "participant", "NOPE")
+    assert "No such participant" in (await sandbox.next_message(boss.id, after=5)).text
+    assert str(chat.user.id) not in " ".join(m.text for m in sandbox.messages_to(boss.id))
+    await sandbox.send_command(chat.user, "alerts")  # a participant is no coordinator
+    assert "#1" not in (await chat.expect()).text
+
+
+async def test_the_daily_digest_goes_once_from_9_local(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    boss = coordinator(sandbox, deps)
+    chat = await linked_chat(sandbox, engine, clock)
+    await chat.say("胸痛")
+    await sandbox.next_message(boss.id, after=0)
+    await settled(deps)
+    clock.advance(dt.timedelta(hours=22, minutes=59))  # 08:59 in Shanghai the next day
+    for _ in range(2):
+        dispatch_pass(engine, deps.settings, clock())
+        clock.advance(dt.timedelta(minutes=1))
+    await sender(bot).flush()
+    digests = [m for m in sandbox.messages_to(boss.id) if "Daily digest" in m.text]
+    assert [d.text.splitlines()[0] for d in digests] == ["Daily digest 2026-03-03"]
+    assert "#1 [RED] P001" in digests[0].text
