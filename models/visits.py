@@ -51,6 +51,16 @@ def visits_of(session: Session, participant_id: int) -> Sequence[Visit]:
     return session.exec(query.order_by(col(Visit.number))).all()
 
 
+def visits_of_many(session: Session, participant_ids: Sequence[int]) -> dict[int, list[Visit]]:
+    """Each participant's visits by number, in one query for a whole planning batch."""
+    found: dict[int, list[Visit]] = {pid: [] for pid in participant_ids}
+    if participant_ids:
+        query = select(Visit).where(col(Visit.participant_id).in_(participant_ids))
+        for visit in session.exec(query.order_by(col(Visit.number))).all():
+            found[visit.participant_id].append(visit)
+    return found
+
+
 def insert_visits(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Add planned visits in one statement (a first plan writes a dozen per participant)."""
     if rows:

@@ -82,11 +82,12 @@ def plan_batch(session: Session, *, rules: ScheduleRules, now: dt.datetime, repo
     key = rules.plan_key()
     batch = visits.participants_needing_plan(session, key=key, limit=limit)
     rows: list[dict[str, Any]] = []
+    stored = visits.visits_of_many(session, [p.id for p in batch if p.id is not None])
     for participant in batch:
         assert participant.id is not None
         zone = ZoneInfo(participant.timezone)
         today = now.astimezone(zone).date()
-        existing = visits.visits_of(session, participant.id)
+        existing = stored[participant.id]
         change = replan(
             [ExistingVisit(v.number, v.status, v.due_date) for v in existing],
             plan_visits(participant.enrolled_on, rules),
