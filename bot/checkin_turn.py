@@ -106,6 +106,8 @@ class Turn:
     def ask(self, item: qn.Item, problem: Problem | None = None) -> list[int]:
         """Show `item` as the next step, with the answer already given ticked."""
         given = self.answers.get(item.id)
+        if item.id == self.checkin.current_item and self.checkin.draft:
+            given = self.checkin.draft  # asked again (re-ask, resume): keep the ticks so far
         selected = frozenset(given.split(qn.MULTI_SEPARATOR)) if given else frozenset()
         draft = qn.MULTI_SEPARATOR.join(sorted(selected)) if item.kind is qn.Kind.MULTI else None
         step = move_to(self.session, checkin=self.checkin, item=item.id, draft=draft, now=self.now)

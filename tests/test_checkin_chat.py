@@ -10,6 +10,7 @@ from models.checkins import CheckIn, CheckInAnswer, current_answers
 from models.db import transaction
 from models.tables import Visit
 from sandbox import Sandbox
+from sandbox.state import BotMessage
 from scheduler.clock import FrozenClock
 from tests.checkin_chat import answer_shortest, linked_chat
 
@@ -155,3 +156,27 @@ async def test_stickers_and_photos_get_a_polite_request(
                              "is_video": False})  # fmt: skip
     reply = await chat.expect()
     assert reply.text.startswith("抱歉，这里只能识别按钮和文字")
+
+
+async def test_ticks_survive_a_typed_message_and_none_clears_them(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    treatment = await chat.press(await chat.press(first, "self"), "no")
+    await chat.press_only(treatment, "+radio")
+    await chat.press_only(treatment, "+tcm")
+    await sandbox.wait_until(lambda: ticked(treatment) == ["✓ 放疗（包括头部放疗）", "✓ 中药"])
+    again = await chat.say("放疗")
+    assert again.text.startswith("请点选下面的一个按钮。")
+    assert ticked(again) == ["✓ 放疗（包括头部放疗）", "✓ 中药"]
+    await chat.press_only(again, "+none")
+    await sandbox.wait_until(lambda: ticked(again) == ["✓ 没有治疗"])
+    await chat.press_only(again, "+none")
+    await chat.press_only(again, "~d")
+    answers = [sandbox.state.callback_answers[c].get("text") for c in sandbox.state.pressed]
+    assert answers[-1] == "请至少选择一项，然后按“完成”。"
+
+
+def ticked(message: BotMessage) -> list[str]:
+    return [label for label, _ in message.buttons if label.startswith("✓")]
