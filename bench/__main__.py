@@ -1,4 +1,4 @@
-"""`python -m bench [--smoke] [--only fanout|dispatch] [--write]`: run the benchmarks.
+"""`python -m bench [--smoke] [--only fanout|dispatch|alerts] [--write]`: run the benchmarks.
 
 Figures are printed as a Markdown table; `--write` also puts them in docs/benchmarks.md.
 Benchmarks are not tests: nothing here asserts a timing.
@@ -15,7 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import dispatch, fanout
+from bench import alert_latency, dispatch, fanout
 from bench.report import dispatch_rows, fanout_rows, render
 
 FULL = (10_000, (1_000, 10_000, 100_000))  # fan-out prompts; dispatch-pass participants
@@ -31,7 +31,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
-    parser.add_argument("--only", choices=["fanout", "dispatch"])
+    parser.add_argument("--only", choices=["fanout", "dispatch", "alerts"])
     parser.add_argument("--send-rate", type=float, default=30.0, help="FOLLOWUP_SEND_RATE")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "dispatch"):
         for size in participants:
             rows += dispatch_rows(dispatch.measure(size), baseline=rows)
+    if args.only in (None, "alerts"):
+        rows += alert_latency.latency_rows(*asyncio.run(alert_latency.measure_both(50)))
     command = "python -m bench" + " ".join(["", *(argv if argv is not None else sys.argv[1:])])
     text = render(rows, machine=machine(), date=dt.datetime.now(dt.UTC), command=command.strip())
     sys.stdout.write(text)

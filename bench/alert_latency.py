@@ -1,0 +1,120 @@
+"""Alert latency: a participant's RED answer reaching the bot to the coordinator's notice.
+
+Participants each sit at the cough-severity question of an open check-in and all press "4 Very
+severe" at once, through the sandbox and the real bot. The latency of one alert runs from the
+press reaching the sandbox to the sandbox recording the alert notice in the coordinator chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.setup import add_participants, scratch
+from bot.deps import Deps
+from bot.runtime import running
+from models.checkins import move_to, open_visit, record_answer, start_checkin
+from models.db import transaction
+from models.participants import participant_by_study_id
+from sandbox import Sandbox
+from scheduler.clock import FrozenClock
+
+NOW = dt.datetime(2026, 4, 15, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
+BEFORE_COUGH = {"respondent": "self", "hospital": "no", "treatment": "immuno",
+                "treatment_changed": "no", "progression": "no", "activity": "1",
+                "dyspnoea_severity": "0"}  # fmt: skip
+
+
+@dataclass
+class LatencyFigures:
+    participants: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    seconds: float
+
+
+def _prepare(deps: Deps, count: int) -> list[tuple[str, int]]:
+    """(study id, check-in id) of participants waiting at the cough-severity question."""
+    waiting = []
+    for n in range(count):
+        study_id = f"B{n:06d}"
+        with transaction(deps.engine) as session:
+            participant = participant_by_study_id(session, study_id)
+            assert participant is not None and participant.id is not None
+            visit = open_visit(session, participant_id=participant.id, number=1,
+                               due_date=NOW.date(), window_closes_on=NOW.date() + dt.timedelta(14),
+                               now=NOW)  # fmt: skip
+            checkin = start_checkin(session, visit=visit, instrument="checkin", version=1, now=NOW)
+            for item, value in BEFORE_COUGH.items():
+                record_answer(session, checkin=checkin, item=item, value=value, raw=None,
+                              respondent="self", now=NOW)  # fmt: skip
+            move_to(session, checkin=checkin, item="cough_severity", draft=None, now=NOW)
+            assert checkin.id is not None
+            waiting.append((study_id, checkin.id))
+    return waiting
+
+
+async def measure(count: int = 50) -> LatencyFigures:
+    with tempfile.TemporaryDirectory(prefix="followup-alerts-") as workdir:
+        async with Sandbox() as sandbox:
+            boss = sandbox.add_user(language_code="en")
+            users = [sandbox.add_user() for _ in range(count)]
+            engine, settings = scratch(
+                Path(workdir), telegram_api_url=sandbox.api_url, telegram_token=sandbox.token,
+                coordinator_chat_id=boss.id, coordinator_ids=frozenset({boss.id}),
+                coordinator_language="en",
+            )  # fmt: skip
+            add_participants(engine, [dt.date(2026, 1, 15)] * count,
+                             chat_ids=[u.id for u in users], now=NOW)  # fmt: skip
+            deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+            waiting = _prepare(deps, count)
+            async with running(deps, token=sandbox.token, poll_timeout=1, with_scheduler=False):
+                questions = [sandbox.new_bot_message(u.id, "<b>Cough?</b>", None) for u in users]
+                pressed: dict[str, float] = {}
+
+                async def press(n: int) -> None:
+                    study_id, checkin_id = waiting[n]
+                    pressed[study_id] = time.monotonic()
+                    await sandbox.press(users[n], questions[n], f"ci:{checkin_id}:1:4")
+
+                start = time.perf_counter()
+                await asyncio.gather(*(press(n) for n in range(count)))
+                await sandbox.wait_until(
+                    lambda: len(sandbox.messages_to(boss.id)) >= count, timeout=120
+                )
+                seconds = time.perf_counter() - start
+            engine.dispose()
+    latencies = []
+    for message in sandbox.messages_to(boss.id):
+        study_id = next(s for s in pressed if s in message.text)
+        latencies.append((message.sent_at - pressed[study_id]) * 1000)
+    cuts = statistics.quantiles(latencies * 2, n=100, method="inclusive")  # n=1 needs two points
+    return LatencyFigures(count, statistics.median(latencies), cuts[98], max(latencies), seconds)
+
+
+def latency_rows(f: LatencyFigures, single: LatencyFigures) -> list[list[str]]:
+    """Rows for docs/benchmarks.md, against one RED answer alone (measured in the same run)."""
+    base = f"{single.p50_ms:.0f} ms (one answer alone)"
+    return [
+        [f"alert latency, {f.participants} RED answers at once: p50", "—",
+         f"{f.p50_ms:.0f} ms", base, f"{f.p50_ms / max(single.p50_ms, 1e-9):.1f}×"],
+        [f"alert latency, {f.participants} RED answers at once: p99", "< 500 ms",
+         f"{f.p99_ms:.0f} ms (max {f.max_ms:.0f} ms, all in {f.seconds:.1f} s)", base,
+         f"{f.p99_ms / max(single.p50_ms, 1e-9):.1f}×"],
+    ]  # fmt: skip
+
+
+async def measure_both(count: int = 50) -> tuple[LatencyFigures, LatencyFigures]:
+    return await measure(count), await measure(1)
+
+
+if __name__ == "__main__":
+    many, one = asyncio.run(measure_both())
+    for row in latency_rows(many, one):
+        print(" | ".join(row))  # noqa: T201
