@@ -14,6 +14,7 @@ from rich.panel import Panel
 from bot.deps import BotApp, Deps
 from bot.replies import sender
 from bot.runtime import running
+from followup.demo_alerts import coordinator_view
 from followup.demo_checkin import checkin_and_death_report
 from followup.demo_withdrawal import withdrawal
 from followup.settings import load_settings
@@ -126,6 +127,7 @@ async def _play(console: Console, sandbox: Sandbox, database: Path) -> None:
         await _months_pass(say, deps, app, {"DEMO-001": zhang, "DEMO-002": smith})
         await checkin_and_death_report(say, deps)
         await withdrawal(say, deps)
+        await coordinator_view(say, deps, app, database.parent)
 
     say.step("The coordinator's view: followup participants")
     with transaction(engine) as session:

@@ -21,3 +21,4 @@ async def test_demo_runs_and_shows_what_participants_see(
     assert "北京协和医院随访研究团队" in shown  # the Chinese greeting
     assert "only for invited study participants" in shown  # the neutral reply to a stranger
     assert "Demo finished" in shown
+    assert "acknowledged by coordinator:" in shown and "redcap.csv" in shown  # issue 5
