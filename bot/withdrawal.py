@@ -19,6 +19,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import ApplicationHandlerStop, filters
 
+from bot.alerting import send_alert_notices
 from bot.deps import BotContext
 from bot.durable import mark_handled
 from bot.replies import current_participant, enqueue_text, reply_neutral, sender
@@ -177,7 +178,7 @@ async def _confirm(
         return
     await query.edit_message_reply_markup(reply_markup=None)
     await query.answer()
-    ids = [i for i in (outcome.confirmation_id, outcome.alert_id) if i is not None]
+    ids = [i for i in (outcome.confirmation_id, outcome.alert_notice_id) if i is not None]
     await sender(context).flush(ids)
 
 
@@ -226,5 +227,7 @@ async def screen_after_withdrawal(update: Update, context: BotContext) -> None:
             team = context.deps.settings.team_contact
             await _reply(update, context, participant, purpose, "withdrawn_reply",
                          team_contact=team)  # fmt: skip
+    # Stopping here skips the later groups, so do their work: alert notices, then "handled".
+    await send_alert_notices(update, context)
     await mark_handled(update, context)
     raise ApplicationHandlerStop

@@ -82,7 +82,7 @@ class Outcome:
     scope: Scope
     change: Change
     confirmation_id: int | None = None  # outbox row of the participant's confirmation
-    alert_id: int | None = None  # outbox row of the coordinators' alert
+    alert_notice_id: int | None = None  # outbox row of the coordinators' ADMIN alert notice
     cancelled_messages: int = 0
     cancelled_visits: int = 0
 
@@ -217,7 +217,7 @@ def _alert_coordinators(
     session: Session, participant: Participant, event: ConsentEvent, now: dt.datetime,
     render: Render, notify: Notify,
 ) -> int | None:  # fmt: skip
-    """The ADMIN alert for the coordinators, with its notice queued in the same transaction."""
+    """The ADMIN alert for the coordinators; return the outbox id of its notice, if queued."""
     notice = render(
         "alert_withdrawal", notify.language, study_id=participant.study_id, scope=event.scope,
         samples=event.samples, channel=event.channel,
@@ -227,7 +227,8 @@ def _alert_coordinators(
         participant_id=participant.id, detail=f"withdrew from {event.scope} ({event.channel})",
         notify_chat_id=notify.chat_id, notice=notice,
     )  # fmt: skip
-    return alert.id
+    query = select(OutboxMessage.id).where(OutboxMessage.purpose == f"alert:{alert.id}")
+    return session.exec(query).first()
 
 
 def restore(

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.deps import BotApp
+from bot.deps import BotApp, Deps
 from messages.render import render
 from models import outbox
 from models.consent import ConsentEvent
@@ -275,3 +275,18 @@ async def test_withdraw_in_the_middle_of_a_check_in_stops_the_check_in(
     with transaction(engine) as session:
         visit = session.exec(select(Visit)).one()
     assert visit.status == "cancelled"
+
+
+async def test_coordinators_hear_of_the_withdrawal_and_of_a_later_emergency(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    coordinator = sandbox.add_user(first_name="Nurse")
+    deps.settings = deps.settings.model_copy(update={"coordinator_chat_id": coordinator.id})
+    user = await _linked(sandbox, engine, clock)
+    await _withdraw_by_buttons(sandbox, engine, user, 1, "只停止聊天消息", "是的，退出")
+    notice = await sandbox.next_message(coordinator.id, after=0)
+    assert notice.text.startswith("[ADMIN] 研究编号 P001 已退出：仅聊天联系")
+    await sandbox.send_text(user, "胸痛，喘不上气")
+    assert (await sandbox.next_message(user.id, after=3)).text == render("emergency", "zh")
+    red = await sandbox.next_message(coordinator.id, after=1)
+    assert "P001" in red.text
