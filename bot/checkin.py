@@ -6,7 +6,7 @@ import logging
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 
 from bot import checkin_flow as flow
 from bot import general
@@ -91,7 +91,7 @@ async def _edit_pressed(query: CallbackQuery, outcome: Outcome) -> None:
             await query.edit_message_reply_markup(markup)
         elif outcome.drop_keyboard:
             await query.edit_message_reply_markup(None)
-    except BadRequest as exc:  # e.g. the message is too old to edit; the answer is stored
+    except TelegramError as exc:  # too old to edit, or Telegram failed: the answer is stored
         log.warning("could not edit a check-in message: %s", type(exc).__name__)
 
 

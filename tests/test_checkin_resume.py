@@ -133,3 +133,32 @@ async def test_the_schedules_prompt_button_opens_the_checkin_and_submitting_stop
     assert await sender(bot).flush() == 0
     await sandbox.press(chat.user, prompt, data)  # the prompt's button, after submitting
     assert (await chat.expect()).text == plain_text(render("checkin_already_done", "zh"))
+
+
+async def test_a_failed_send_or_edit_loses_no_answer(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    from bot.replies import sender
+    from sandbox.faults import Fault
+    from tests.test_schedule_e2e import sent_rows_settled
+
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    sandbox.faults.append(Fault("502", method="editMessageText", chat_id=chat.user.id))
+    hospital = await chat.press(
+        first, "self"
+    )  # the edit fails; the answer and next question stand
+    assert "住过院" in hospital.text and first.buttons
+    refused = Fault("502", method="sendMessage", chat_id=chat.user.id)
+    sandbox.faults.append(refused)
+    await chat.press_only(hospital, "no")  # stored, but the next question's send fails
+    await sandbox.wait_until(lambda: refused.fired == 1)
+    await sent_rows_settled(engine)
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn)).one()
+        assert current_answers(session, checkin.id or 0) == {"respondent": "self",
+                                                             "hospital": "no"}  # fmt: skip
+    clock.advance(dt.timedelta(minutes=1))  # past the retry back-off
+    assert await sender(bot).flush() == 1
+    treatment = await chat.expect()
+    assert "抗癌治疗" in treatment.text
