@@ -31,7 +31,8 @@ async def start_link(update: Update, context: BotContext) -> None:
     window = dt.timedelta(minutes=settings.link_attempts_window_minutes)
     user_id, chat_id = user.id, chat.id
 
-    def link(session: Session) -> int | None:
+    def link(session: Session) -> list[int] | None:
+        """The greeting's outbox id (none if a replay already queued it), or None: not linked."""
         participant = participant_by_user(session, user_id)
         if participant is None or token:
             failures = link_failures(session, telegram_user_id=user_id, since=now - window)
@@ -48,16 +49,17 @@ async def start_link(update: Update, context: BotContext) -> None:
                 return None
             participant = linked
         log.info("participant %s greeted", participant.study_id)
-        return enqueue_text(
+        greeting = enqueue_text(
             session,
             participant=participant,
             purpose=f"greeting:{participant.study_id}:{update.update_id}",
             template="greeting",
             now=now,
         )
+        return [greeting] if greeting is not None else []
 
-    message_id = await context.deps.db(link)
-    if message_id is None:
+    queued = await context.deps.db(link)
+    if queued is None:
         await reply_neutral(update)
         return
-    await sender(context).flush([message_id])
+    await sender(context).flush(queued or None)

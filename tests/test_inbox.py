@@ -84,3 +84,23 @@ async def test_a_duplicate_delivery_of_one_update_has_one_effect(
     assert "/language" in second.text and first.text != second.text
     await sandbox.wait_until(lambda: not sandbox.state.updates)
     assert len(sandbox.messages_to(user.id)) == 2
+
+
+async def test_a_start_replayed_after_its_commit_greets_once_and_never_as_a_stranger(
+    bot: BotApp, sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    """Found by the chaos test: the replay found the greeting already queued and took that
+    for a failed link, sending a linked participant the stranger's reply."""
+    from telegram import Update
+
+    invite = enroll_participant(deps.engine, clock)
+    user = sandbox.add_user()
+    command = [{"type": "bot_command", "offset": 0, "length": 6}]
+    payload = {"update_id": 9001, "message": {
+        "message_id": 5, "date": 0, "chat": user.private_chat(), "from": user.as_dict(),
+        "text": f"/start {invite.token}", "entities": command}}  # fmt: skip
+    update = Update.de_json(payload, bot.bot)
+    await bot.process_update(update)  # handled, then the process "dies" before marking it
+    await bot.process_update(update)  # replayed after the restart
+    greeting = plain_text(render("greeting", "zh"))
+    assert [m.text for m in sandbox.messages_to(user.id)] == [greeting]

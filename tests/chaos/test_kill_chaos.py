@@ -1,0 +1,264 @@
+"""Chaos: participants complete check-ins while the bot process is killed with SIGKILL.
+
+The sandbox lives in the test process and outlives every kill; the bot is a real `followup run`
+subprocess. Sizes come from the environment; CI runs a smoke size, and
+`FOLLOWUP_CHAOS_PARTICIPANTS=200 FOLLOWUP_CHAOS_KILLS=30 pytest -m chaos` is the full run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from bot.deps import Deps
+from bot.durable import DurableBot
+from bot.sender import OutboxSender
+from followup.settings import load_settings
+from messages.render import LANGUAGES, render
+from models.checkin_tables import CheckIn, CheckInAnswer, CheckInStatus
+from models.db import transaction
+from models.inbox import InboxUpdate
+from models.tables import OutboxMessage, OutboxStatus
+from sandbox import Sandbox, SandboxUser
+from sandbox.state import BotMessage, plain_text
+from scheduler.clock import FrozenClock
+from tests.factories import enroll_participant
+
+pytestmark = pytest.mark.chaos
+
+PARTICIPANTS = int(os.environ.get("FOLLOWUP_CHAOS_PARTICIPANTS", "12"))
+KILLS = int(os.environ.get("FOLLOWUP_CHAOS_KILLS", "5"))
+WAIT = float(os.environ.get("FOLLOWUP_CHAOS_WAIT", "60"))  # seconds a chat may stall
+SEED = int(os.environ.get("FOLLOWUP_CHAOS_SEED", "7"))
+ZONE = ZoneInfo("Asia/Shanghai")
+# The answers of a participant with nothing to report, by button code, best first.
+PREFERRED = ["self", "no", "8", "0", "+none", "~d", "~s", "~ok"]
+
+
+class BotProcess:
+    """`followup run` as a child process that can be killed and started again."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "followup", "run"], env=self.env, stdout=out, stderr=out
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _live_question(sandbox: Sandbox, chat_id: int) -> BotMessage | None:
+    for message in reversed(sandbox.messages_to(chat_id)):
+        if any(data.startswith("ci:") for _, data in message.buttons):
+            return message
+    return None
+
+
+def _choose(message: BotMessage, toggled: set[int]) -> str:
+    codes = {data.rsplit(":", 1)[1]: data for _, data in message.buttons if data.startswith("ci:")}
+    if message.message_id in toggled and "~d" in codes:
+        return codes["~d"]
+    for code in PREFERRED:
+        if code in codes:
+            if code.startswith("+"):
+                toggled.add(message.message_id)
+            return codes[code]
+    return next(iter(codes.values()))
+
+
+async def _wait(sandbox: Sandbox, user: SandboxUser, predicate: Callable[[], bool]) -> None:
+    """Wait for the bot (restarts included); on a timeout, fail with the chat so far."""
+    try:
+        await sandbox.wait_until(predicate, timeout=WAIT)
+    except TimeoutError:
+        transcript = [(m.text[:60], m.buttons[:3]) for m in sandbox.messages_to(user.id)[-4:]]
+        raise AssertionError(f"chat {user.id} stalled; last messages: {transcript}") from None
+
+
+async def _play(sandbox: Sandbox, user: SandboxUser, token: str) -> int:
+    """Link, wait for the prompt, answer everything, submit; return the presses made."""
+    await sandbox.send_command(user, "start", token)
+    await _wait(sandbox, user, lambda: _prompt(sandbox, user.id) is not None)
+    prompt = _prompt(sandbox, user.id)
+    assert prompt is not None
+    await sandbox.press(user, prompt, prompt.buttons[0][1])
+    toggled: set[int] = set()
+    presses = 0
+    while True:
+        await _wait(
+            sandbox,
+            user,
+            lambda: _live_question(sandbox, user.id) is not None or _thanked(sandbox, user.id),
+        )
+        if _thanked(sandbox, user.id):
+            return presses
+        question = _live_question(sandbox, user.id)
+        assert question is not None
+        state = (len(sandbox.messages_to(user.id)), len(question.edits), question.buttons)
+        await sandbox.press(user, question, _choose(question, toggled))
+        presses += 1
+        await _wait(
+            sandbox,
+            user,
+            lambda q=question, s=state: (  # type: ignore[misc]
+                (len(sandbox.messages_to(user.id)), len(q.edits), q.buttons) != s
+            ),
+        )
+
+
+THANKS = {plain_text(render("checkin_thanks", language)) for language in LANGUAGES}
+
+
+def _prompt(sandbox: Sandbox, chat_id: int) -> BotMessage | None:
+    for message in sandbox.messages_to(chat_id):
+        if any(data.startswith("checkin:open:") for _, data in message.buttons):
+            return message
+    return None
+
+
+def _thanked(sandbox: Sandbox, chat_id: int) -> bool:
+    return any(m.text in THANKS for m in sandbox.messages_to(chat_id))
+
+
+def _polling_starts(sandbox: Sandbox) -> int:
+    """How many bot processes have started polling (each bootstraps with deleteWebhook)."""
+    return sum(1 for call in sandbox.state.calls if call.method == "deleteWebhook")
+
+
+async def _kill_at_random(
+    bot: BotProcess, sandbox: Sandbox, rng: random.Random, done: asyncio.Event
+) -> None:
+    """Kill each bot process at a random moment once it is polling, then start another."""
+    while bot.kills < KILLS and not done.is_set():
+        started = bot.kills + 1
+        await sandbox.wait_until(lambda: _polling_starts(sandbox) >= started, timeout=WAIT)
+        try:
+            # Random moments: mid-update, mid-dispatch, mid-send, or idle.
+            await asyncio.wait_for(done.wait(), timeout=rng.uniform(0.05, 2.0))
+        except TimeoutError:
+            bot.kill()
+            bot.start()
+
+
+async def test_check_ins_survive_sigkill(
+    sandbox: Sandbox, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    today = dt.datetime.now(ZONE).date()
+    months = today.year * 12 + today.month - 1 - 3  # enrolled three months ago: visit 1 is due
+    enrolled = dt.date(months // 12, months % 12 + 1, min(today.day, 28))
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    tokens = [
+        enroll_participant(engine, clock, f"C{n:03d}", enrolled_on=enrolled).token
+        for n in range(PARTICIPANTS)
+    ]
+    env = {
+        **os.environ,
+        "FOLLOWUP_DATABASE_URL": database_url,
+        "FOLLOWUP_TELEGRAM_TOKEN": sandbox.token,
+        "FOLLOWUP_TELEGRAM_API_URL": sandbox.api_url,
+        "FOLLOWUP_DISPATCH_INTERVAL_SECONDS": "0.5",
+        "FOLLOWUP_QUIET_HOURS": "00:00-00:00",
+        "FOLLOWUP_SEND_HOUR": "0",
+        "FOLLOWUP_SEND_LEASE_SECONDS": "3",
+    }
+    bot = BotProcess(env, Path(os.environ.get("FOLLOWUP_CHAOS_LOG", str(tmp_path / "bot.log"))))
+    bot.start()
+    done = asyncio.Event()
+    killer = asyncio.create_task(_kill_at_random(bot, sandbox, random.Random(SEED), done))
+    users = [sandbox.add_user() for _ in tokens]
+    try:
+        presses = await asyncio.gather(
+            *(_play(sandbox, u, t) for u, t in zip(users, tokens, strict=True))
+        )
+        done.set()
+        await killer
+    finally:
+        done.set()
+        bot.stop()
+    # A message caught in SENDING by the last kill waits out its lease; deliver it now.
+    deps = Deps(
+        settings=load_settings(database_url=database_url, telegram_api_url=sandbox.api_url),
+        engine=engine,
+        clock=FrozenClock(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)),
+    )
+    sender = DurableBot(deps, sandbox.token)
+    await sender.initialize()
+    await OutboxSender(sender, deps).flush()
+    await sender.shutdown()
+
+    with transaction(engine) as session:
+        checkins = session.exec(select(CheckIn)).all()
+        per_item = session.exec(
+            select(CheckInAnswer.checkin_id, CheckInAnswer.item, func.count()).group_by(
+                col(CheckInAnswer.checkin_id), col(CheckInAnswer.item)
+            )
+        ).all()
+        unhandled = session.exec(
+            select(InboxUpdate).where(col(InboxUpdate.done_at).is_(None))
+        ).all()
+    prompts = Counter(
+        m.chat_id
+        for m in sandbox.state.sent
+        if any(d.startswith("checkin:open:") for _, d in m.buttons)
+    )
+    repeats = sum(n - 1 for n in prompts.values())
+    questions = Counter(
+        (m.chat_id, m.edits[0] if m.edits else m.html)
+        for m in sandbox.state.sent
+        if any(d.startswith("ci:") for _, d in m.buttons) or m.edits
+    )
+    asked_again = sum(n - 1 for n in questions.values())
+    print(  # noqa: T201  (the figures for docs/reliability.md)
+        f"chaos: {PARTICIPANTS} participants, {bot.kills} kills, {sum(presses)} presses, "
+        f"{len(sandbox.state.sent)} bot messages, {repeats} repeated prompts, "
+        f"{asked_again} questions asked again"
+    )
+    assert bot.kills >= KILLS
+    assert len(checkins) == PARTICIPANTS
+    assert all(c.status == CheckInStatus.COMPLETED for c in checkins)  # every participant finished
+    assert all(count == 1 for _, _, count in per_item)  # no answer stored twice
+    assert unhandled == []  # every accepted update was handled
+    assert repeats <= bot.kills  # at most one repeat per kill
+    assert asked_again <= bot.kills  # an acknowledged answer is never lost and asked again
+    assert _outbox_settled(engine)  # the outbox ends empty
+
+
+def _outbox_settled(engine: Engine) -> bool:
+    with transaction(engine) as session:
+        waiting = session.exec(
+            select(OutboxMessage.id).where(
+                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+            )
+        ).all()
+    return not waiting
