@@ -162,7 +162,10 @@ async def _kill_at_random(
     """Kill each bot process at a random moment once it is polling, then start another."""
     while bot.kills < KILLS and not done.is_set():
         started = bot.kills + 1
-        await sandbox.wait_until(lambda: _polling_starts(sandbox) >= started, timeout=WAIT)
+        await sandbox.wait_until(
+            lambda n=started: _polling_starts(sandbox) >= n,  # type: ignore[misc]
+            timeout=WAIT,
+        )
         try:
             # Random moments: mid-update, mid-dispatch, mid-send, or idle.
             await asyncio.wait_for(done.wait(), timeout=rng.uniform(0.05, 2.0))
