@@ -19,7 +19,7 @@ from bench.setup import add_participants, scratch
 from bot.deps import Deps
 from bot.runtime import running
 from models.checkins import move_to, open_visit, record_answer, start_checkin
-from models.db import transaction
+from models.db import make_engine, transaction
 from models.participants import participant_by_study_id
 from sandbox import Sandbox
 from scheduler.clock import FrozenClock
@@ -60,16 +60,20 @@ def _prepare(deps: Deps, count: int) -> list[tuple[str, int]]:
     return waiting
 
 
-async def measure(count: int = 50) -> LatencyFigures:
+async def measure(count: int = 50, *, database_url: str | None = None) -> LatencyFigures:
+    """`database_url`: an empty, migrated database to use instead of a scratch SQLite file."""
     with tempfile.TemporaryDirectory(prefix="followup-alerts-") as workdir:
         async with Sandbox() as sandbox:
             boss = sandbox.add_user(language_code="en")
             users = [sandbox.add_user() for _ in range(count)]
-            engine, settings = scratch(
-                Path(workdir), telegram_api_url=sandbox.api_url, telegram_token=sandbox.token,
-                coordinator_chat_id=boss.id, coordinator_ids=frozenset({boss.id}),
-                coordinator_language="en",
-            )  # fmt: skip
+            overrides = {"telegram_api_url": sandbox.api_url, "telegram_token": sandbox.token,
+                         "coordinator_chat_id": boss.id, "coordinator_ids": frozenset({boss.id}),
+                         "coordinator_language": "en"}  # fmt: skip
+            engine, settings = scratch(Path(workdir), **overrides)
+            if database_url is not None:
+                engine.dispose()
+                settings = settings.model_copy(update={"database_url": database_url})
+                engine = make_engine(database_url)
             add_participants(engine, [dt.date(2026, 1, 15)] * count,
                              chat_ids=[u.id for u in users], now=NOW)  # fmt: skip
             deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))

@@ -16,9 +16,11 @@ from telegram import Update
 
 from bot.deps import BotContext, Deps
 from bot.replies import sender
+from messages.phrases import emergency_phrases
 from models import escalation
 from models.participants import participant_by_user
 from models.tables import ParticipantStatus
+from study.emergency import mentions_emergency
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,8 @@ async def catch_emergency(update: Update, context: BotContext) -> None:
     if message is None or user is None or chat is None or chat.type != chat.PRIVATE:
         return
     text = message.text or message.caption
-    if not text:
-        return
+    if not text or not mentions_emergency(text, emergency_phrases()):
+        return  # the common case decided without touching the database
     user_id, update_id, now = user.id, update.update_id, context.deps.now()
 
     def work(session: Session) -> list[int] | None:
@@ -54,9 +56,19 @@ async def catch_emergency(update: Update, context: BotContext) -> None:
             await sender(context).flush(ids)
 
 
+_seen: dict[int, int] = {}  # id(Deps) -> escalation.raised_count() when last looked
+
+
 async def send_alert_notices(update: Update, context: BotContext) -> None:
-    """Queue and deliver the notices of alerts raised (or due again) by now."""
-    deps = context.deps
+    """Queue and deliver the notices of alerts this process raised since it last looked.
+
+    Re-notices, and alerts raised by another process, are the dispatch pass's job; skipping the
+    query when nothing was raised keeps a transaction off every update.
+    """
+    deps, raised = context.deps, escalation.raised_count()
+    if _seen.get(id(deps)) == raised:
+        return
+    _seen[id(deps)] = raised
     ids = await deps.db(lambda s: queue_due_notices(s, deps))
     if ids:
         await sender(context).flush(ids)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
 from messages import alert_rules
@@ -30,6 +30,7 @@ from models.tables import Alert, AlertStatus, AlertTier, Participant, Visit
 from study.alert_rules import RED, Hit, Rules, evaluate, evaluate_message
 
 log = logging.getLogger(__name__)
+_raised = 0  # alerts raised by this process: a hint to queue notices now (the pass is the net)
 NO_EMERGENCY_TEXT = frozenset({"death_reported"})  # the condolence text is sent instead
 
 
@@ -64,7 +65,21 @@ def raise_escalation(
                "rules": rules.name, "reasons": [h.key for h in hits]},
     )  # fmt: skip
     log.info("alert %s raised: %s %s for %s", alert.id, tier, kind, participant.study_id)
+    event.listen(session, "after_commit", _count_raised, once=True)
     return alert
+
+
+def _count_raised(session: Session) -> None:
+    global _raised
+    _raised += 1
+
+
+def raised_count() -> int:
+    """How many transactions of this process committed new alerts: a cheap hint.
+
+    It moves only after the commit, so whoever reads a new value and then queries finds them.
+    """
+    return _raised
 
 
 def previous_answers(session: Session, checkin: CheckIn) -> dict[str, str]:
