@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--only", choices=["fanout", "dispatch", "alerts"])
-    parser.add_argument("--send-rate", type=float, default=30.0, help="FOLLOWUP_SEND_RATE")
+    parser.add_argument("--send-rate", type=float, default=29.0, help="FOLLOWUP_SEND_RATE")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

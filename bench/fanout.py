@@ -40,7 +40,7 @@ class FanoutFigures:
     dispatch_seconds: float
 
 
-async def measure(prompts: int, *, send_rate: float = 30.0) -> FanoutFigures:
+async def measure(prompts: int, *, send_rate: float = 29.0) -> FanoutFigures:
     with tempfile.TemporaryDirectory(prefix="followup-fanout-") as workdir:
         async with Sandbox() as sandbox:
             sandbox.limits.enabled = True

@@ -15,7 +15,7 @@ def test_schedule_defaults_match_the_protocol() -> None:
     assert (settings.visit_interval_months, settings.send_hour) == (3, 10)
     assert settings.reminder_days == (3, 7) and settings.window_days == 14
     assert settings.quiet_window() == (dt.time(21), dt.time(8))
-    assert settings.dispatch_interval_seconds == 60 and settings.send_rate == 30
+    assert settings.dispatch_interval_seconds == 60 and settings.send_rate == 29
     assert rules_from(settings).plan_key() == "m3:w14:r3,7:h10:q2100-0800:e2028-12-31"
 
 
