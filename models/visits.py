@@ -73,7 +73,9 @@ def due_visits(
     """Active visits whose next stage is due as of `now`, oldest first (an index range scan).
 
     On PostgreSQL the rows are locked, skipping those another dispatcher holds, so two
-    dispatchers share the work instead of queueing behind each other.
+    dispatchers share the work instead of queueing behind each other. The participant row is
+    locked too: a pass must not decide on a participant whose chat is being linked (or who
+    is withdrawing) in a transaction it cannot see yet; such visits wait for the next pass.
     """
     query = (
         select(Visit, Participant)
@@ -83,7 +85,7 @@ def due_visits(
         .limit(limit)
     )
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-        query = query.with_for_update(of=Visit, skip_locked=True)
+        query = query.with_for_update(of=(Visit, Participant), skip_locked=True)
     return [(visit, participant) for visit, participant in session.exec(query).all()]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -43,6 +43,7 @@ pytestmark = pytest.mark.chaos
 PARTICIPANTS = int(os.environ.get("FOLLOWUP_CHAOS_PARTICIPANTS", "12"))
 KILLS = int(os.environ.get("FOLLOWUP_CHAOS_KILLS", "5"))
 WAIT = float(os.environ.get("FOLLOWUP_CHAOS_WAIT", "60"))  # seconds a chat may stall
+ENGINE: list[Engine] = []  # for the diagnosis of a stalled chat
 SEED = int(os.environ.get("FOLLOWUP_CHAOS_SEED", "7"))
 ZONE = ZoneInfo("Asia/Shanghai")
 # The answers of a participant with nothing to report, by button code, best first.
@@ -103,7 +104,22 @@ async def _wait(sandbox: Sandbox, user: SandboxUser, predicate: Callable[[], boo
         await sandbox.wait_until(predicate, timeout=WAIT)
     except TimeoutError:
         transcript = [(m.text[:60], m.buttons[:3]) for m in sandbox.messages_to(user.id)[-4:]]
-        raise AssertionError(f"chat {user.id} stalled; last messages: {transcript}") from None
+        with transaction(ENGINE[0]) as session:
+            rows = session.exec(
+                select(OutboxMessage).where(OutboxMessage.chat_id == user.id)
+            ).all()
+            queued = [(r.purpose, r.status, r.attempts, r.last_error, r.next_attempt_at)
+                      for r in rows]  # fmt: skip
+            if ENGINE[0].dialect.name == "postgresql":
+                activity = session.execute(text(
+                    "SELECT pid, state, wait_event_type, wait_event, left(query, 80), "
+                    "now() - xact_start FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                )).all()  # fmt: skip
+                queued.append(("pg_stat_activity", activity))  # type: ignore[arg-type]
+        raise AssertionError(
+            f"chat {user.id} stalled; last messages: {transcript}; outbox: {queued}"
+        ) from None
 
 
 async def _play(sandbox: Sandbox, user: SandboxUser, token: str) -> int:
@@ -177,6 +193,7 @@ async def _kill_at_random(
 async def test_check_ins_survive_sigkill(
     sandbox: Sandbox, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
+    ENGINE[:] = [engine]
     today = dt.datetime.now(ZONE).date()
     months = today.year * 12 + today.month - 1 - 3  # enrolled three months ago: visit 1 is due
     enrolled = dt.date(months // 12, months % 12 + 1, min(today.day, 28))
