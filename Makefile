@@ -24,7 +24,12 @@ typecheck: $(BIN)/followup
 	$(BIN)/mypy .
 
 pytest: $(BIN)/followup
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not chaos"
+
+# SIGKILL chaos against a real `followup run` process; FOLLOWUP_CHAOS_PARTICIPANTS=200
+# FOLLOWUP_CHAOS_KILLS=30 make chaos is the full-size run (docs/reliability.md).
+chaos: $(BIN)/followup
+	$(BIN)/pytest -q -p no:cacheprovider -m chaos -s
 
 bench: $(BIN)/followup
 	$(BIN)/python -m bench
