@@ -45,6 +45,9 @@ class OutboxSender:
         self.deps = deps
         self.concurrency = concurrency
         self._resume_at = 0.0  # event-loop time before which nothing is sent
+        self._flushing = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def pause_left(self) -> float:
         """Seconds left of the pause after a 429, or 0."""
@@ -52,13 +55,24 @@ class OutboxSender:
 
     async def flush(self, ids: Sequence[int] | None = None, *, limit: int = 100) -> int:
         """Send what is due (only `ids`, when given); return how many went out."""
-        sent = 0
-        while not self.pause_left():
-            batch = await self.deps.db(self._claim(self.deps.now(), ids, limit))
-            sent += await self._deliver_batch(batch)
-            if ids is not None or not batch:  # sending can queue more (a 403's alert)
-                break
-        return sent
+        self._flushing += 1
+        self._settled.clear()
+        try:
+            sent = 0
+            while not self.pause_left():
+                batch = await self.deps.db(self._claim(self.deps.now(), ids, limit))
+                sent += await self._deliver_batch(batch)
+                if ids is not None or not batch:  # sending can queue more (a 403's alert)
+                    break
+            return sent
+        finally:
+            self._flushing -= 1
+            if not self._flushing:
+                self._settled.set()
+
+    async def settled(self) -> None:
+        """Return once no flush is under way: every send handed over has its outcome recorded."""
+        await self._settled.wait()
 
     async def _deliver_batch(self, batch: Sequence[OutboxMessage]) -> int:
         by_chat: dict[int, list[OutboxMessage]] = {}

@@ -115,7 +115,7 @@ async def test_the_schedules_prompt_button_opens_the_checkin_and_submitting_stop
     from tests.test_schedule_e2e import sent_rows_settled
 
     chat = await linked_chat(sandbox, engine, clock, with_visit=False)
-    await sent_rows_settled(engine)  # before travelling in time past the greeting's send lease
+    await sent_rows_settled(bot)  # before travelling in time past the greeting's send lease
     clock.set(dt.datetime(2026, 4, 15, 2, tzinfo=dt.UTC))  # the 3-month prompt, 10:00 Beijing
     dispatch_pass(deps.engine, deps.settings, clock())
     await sender(bot).flush()
@@ -127,7 +127,7 @@ async def test_the_schedules_prompt_button_opens_the_checkin_and_submitting_stop
     assert "今天是谁在回答" in first.text
     summary = await answer_shortest(chat, first)
     await chat.press(summary, "~ok")
-    await sent_rows_settled(engine)
+    await sent_rows_settled(bot)
     clock.set(dt.datetime(2026, 4, 18, 2, tzinfo=dt.UTC))  # when the first reminder would go
     dispatch_pass(deps.engine, deps.settings, clock())
     assert await sender(bot).flush() == 0
@@ -153,7 +153,7 @@ async def test_a_failed_send_or_edit_loses_no_answer(
     sandbox.faults.append(refused)
     await chat.press_only(hospital, "no")  # stored, but the next question's send fails
     await sandbox.wait_until(lambda: refused.fired == 1)
-    await sent_rows_settled(engine)
+    await sent_rows_settled(bot)
     with transaction(engine) as session:
         checkin = session.exec(select(CheckIn)).one()
         assert current_answers(session, checkin.id or 0) == {"respondent": "self",

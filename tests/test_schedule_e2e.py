@@ -46,15 +46,9 @@ async def tick(bot: BotApp, deps: Deps, clock: FrozenClock, at: dt.datetime) -> 
     return await sender(bot).flush()
 
 
-async def sent_rows_settled(engine: Engine) -> None:
+async def sent_rows_settled(bot: BotApp) -> None:
     """Wait, bounded, until the bot has recorded every send it handed to the sandbox."""
-    for _ in range(500):
-        with transaction(engine) as session:
-            sending = session.exec(select(OutboxMessage).where(OutboxMessage.status == "sending"))
-            if sending.first() is None:
-                return
-        await asyncio.sleep(0.01)  # the bot records the outcome on a worker thread
-    raise AssertionError("a send was never recorded")
+    await asyncio.wait_for(sender(bot).settled(), timeout=10)
 
 
 def notices(sandbox: Sandbox, coordinator: SandboxUser, text: str) -> int:
@@ -113,7 +107,7 @@ async def test_blocked_bot_marks_unreachable_raises_one_alert_and_resumes_on_a_m
     sandbox.unblock_bot(user)
     await sandbox.send_text(user, "hello again")
     await sandbox.next_message(user.id, after=0)  # the ordinary reply
-    await sent_rows_settled(engine)  # before the clock jumps past the reply's send lease
+    await sent_rows_settled(bot)  # before the clock jumps past the reply's send lease
     with transaction(engine) as session:
         participant = participant_by_study_id(session, "P001")
         alert = session.exec(select(Alert)).one()
