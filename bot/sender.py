@@ -172,7 +172,8 @@ class OutboxSender:
                 return
             chat = settings.coordinator_chat_id
             mark_unreachable(
-                session, participant_id=participant_id, now=now, notify_chat_id=chat, notice=notice
-            )
+                session, participant_id=participant_id, now=now, notify_chat_id=chat,
+                notice=notice, language=settings.coordinator_language,
+            )  # fmt: skip
 
         return record

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from messages.alert_wording import alert_markup
 from models import outbox
 from models.tables import Alert, AlertStatus
 
@@ -26,6 +27,7 @@ def raise_alert(
     notify_chat_id: int | None = None,
     notice: str | None = None,
     not_before: dt.datetime | None = None,
+    language: str = "zh",
 ) -> Alert:
     """Store an open alert and, in the same transaction, queue its notice to the coordinators.
 
@@ -45,9 +47,12 @@ def raise_alert(
     session.add(alert)
     session.flush()
     if notify_chat_id is not None and notice:
+        # The same Acknowledge / Resolve / Show answers buttons as every other alert; the
+        # notice counts as the first one, so the escalation pass does not send it again.
+        alert.notices, alert.notified_at = 1, now
         outbox.enqueue(
             session, purpose=f"alert:{alert.id}", chat_id=notify_chat_id, text=notice, now=now,
-            not_before=not_before,
+            not_before=not_before, reply_markup=alert_markup(alert, language),
         )  # fmt: skip
     else:
         log.warning("alert %s (%s) stored; no coordinator chat is configured", alert.id, kind)

@@ -225,7 +225,7 @@ def _alert_coordinators(
     alert = alerts.raise_alert(
         session, tier=AlertTier.ADMIN, kind="withdrawal", now=now,
         participant_id=participant.id, detail=f"withdrew from {event.scope} ({event.channel})",
-        notify_chat_id=notify.chat_id, notice=notice,
+        notify_chat_id=notify.chat_id, notice=notice, language=notify.language,
     )  # fmt: skip
     query = select(OutboxMessage.id).where(OutboxMessage.purpose == f"alert:{alert.id}")
     return session.exec(query).first()

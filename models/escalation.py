@@ -188,6 +188,7 @@ def notice_context(session: Session, alert: Alert) -> dict[str, Any]:
         "study_id": participant.study_id if participant else "-",
         "visit": visit.number if visit else None,
         "reasons": json.loads(alert.reasons) if alert.reasons else [],
+        "detail": alert.detail,  # what an ADMIN alert (no scored answers) is about
     }
 
 

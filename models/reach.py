@@ -17,7 +17,7 @@ UNREACHABLE = "unreachable"
 
 def mark_unreachable(
     session: Session, *, participant_id: int, now: dt.datetime, notify_chat_id: int | None,
-    notice: Callable[[str], str],
+    notice: Callable[[str], str], language: str = "zh",
 ) -> bool:  # fmt: skip
     """Stop writing to a participant Telegram refused, and raise one ADMIN alert for a call.
 
@@ -39,6 +39,7 @@ def mark_unreachable(
             session, tier=AlertTier.ADMIN, kind=UNREACHABLE, now=now,
             participant_id=participant_id, detail="Telegram refused a message (403)",
             notify_chat_id=notify_chat_id, notice=notice(participant.study_id),
+            language=language,
         )  # fmt: skip
     log.warning("participant %s marked unreachable", participant.study_id)
     return True

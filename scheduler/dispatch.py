@@ -201,6 +201,7 @@ def _hand_over_missed(session: Session, visit: Visit, participant: Participant, 
         participant_id=participant.id, visit_id=visit.id,
         detail=f"visit {visit.number} window closed unanswered",
         notify_chat_id=settings.coordinator_chat_id, notice=notice,
+        language=settings.coordinator_language,
         # A window closes at midnight; the coordinators hear of it after their quiet hours.
         not_before=after_quiet_hours(now, ZoneInfo(settings.timezone), settings.quiet_window()),
     )  # fmt: skip
