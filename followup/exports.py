@@ -31,6 +31,25 @@ DICTIONARY_COLUMNS = (
 )  # fmt: skip
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell a spreadsheet will not run as a formula (OWASP's CSV-injection advice).
+
+    Coordinators open exports in Excel or WPS before importing them; a participant's free text
+    such as "=HYPERLINK(...)" must stay text. Numbers, negative ones included, pass unchanged.
+    """
+    if (
+        isinstance(value, str)
+        and value.startswith(_FORMULA_START)
+        and not _NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
 def event_name(visit: int) -> str:
     """REDCap's unique event name for the event labelled "Visit <n>" in arm 1."""
     return f"visit_{visit}_arm_1"
@@ -132,7 +151,7 @@ def write_redcap(rows: Iterable[ExportRow], out: TextIO) -> int:
                     record[f"{row.item}___{code}"] = "1" if code in chosen else "0"
             elif row.item in record:
                 record[row.item] = row.value
-        writer.writerow(record)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in record.items()})
         count += 1
     return count
 

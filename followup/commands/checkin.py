@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from followup.exports import spreadsheet_safe
 from followup.settings import Settings, SettingsError, load_settings
 from messages.ethics import MissingSample, document
 from messages.instruments import definition, texts
@@ -48,12 +49,12 @@ def write_csv(rows: list[ExportRow], out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([
+        writer.writerow([spreadsheet_safe(cell) for cell in (
             row.study_id, row.visit, row.due_date.isoformat(),
             f"{row.instrument}-v{row.version}", row.item, row.value, value_label(row),
             row.answered_at.astimezone(dt.UTC).isoformat(), row.respondent or "", row.mode,
             row.checkin_status,
-        ])  # fmt: skip
+        )])  # fmt: skip
 
 
 def export(

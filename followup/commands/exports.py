@@ -18,7 +18,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from followup.exports import fhir_bundle, write_redcap, write_redcap_dictionary
+from followup.exports import (
+    fhir_bundle,
+    spreadsheet_safe,
+    write_redcap,
+    write_redcap_dictionary,
+)
 from models import export_views
 from models.checkins import ExportRow, export_rows
 from models.db import make_engine, transaction
@@ -80,7 +85,7 @@ def run_export(*, database_url: str, fmt: str, what: str, out: Path | None,
             writer = csv.writer(handle)
             writer.writerow(columns)
             for row in _progress(table, out, what):
-                writer.writerow(row)
+                writer.writerow([spreadsheet_safe(cell) for cell in row])
             count = len(table)
         elif fmt == "redcap":
             count = write_redcap(_progress(answers, out, what), handle)
