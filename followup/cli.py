@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from followup.commands.common import settings_or_exit as _settings
 from followup.logs import configure_logging
 from followup.settings import Settings, SettingsError, load_settings
 from models import schema
@@ -33,14 +34,6 @@ app = typer.Typer(help="Follow-up contact bot for the PUMCH ES-SCLC cohort.", no
 console = Console()
 err = Console(stderr=True)
 COORDINATOR = "coordinator:cli"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 @app.command()

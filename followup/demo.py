@@ -57,6 +57,23 @@ class Narrator:
         self.console.print(Panel(body, title=f"{who}'s phone", title_align="left", width=78))
         return message
 
+    async def enrol_and_link(
+        self, deps: Deps, study_id: str, *, enrolled_on: dt.date, biospecimen: bool = False,
+        name: str = "Demo",
+    ) -> SandboxUser:  # fmt: skip
+        """Enrol a made-up participant and link a new sandbox chat (greeting consumed)."""
+        with transaction(deps.engine) as session:
+            issued = enroll(
+                session, study_id=study_id, enrolled_on=enrolled_on, language="zh",
+                timezone=deps.settings.timezone, biospecimen=biospecimen, now=deps.now(),
+                invite_ttl=dt.timedelta(days=30), actor="coordinator:demo",
+            )  # fmt: skip
+        user = self.sandbox.add_user(first_name=name, language_code="zh")
+        await self.sandbox.send_command(user, "start", issued.token)
+        await self.sandbox.next_message(user.id, after=0)
+        self.seen[user.id] = 1
+        return user
+
 
 async def run_demo(console: Console, *, keep: bool = False) -> None:
     workdir = Path("demo-output") if keep else Path(tempfile.mkdtemp(prefix="followup-demo-"))

@@ -15,7 +15,6 @@ from followup.exports import write_redcap, write_redcap_dictionary
 from models.checkins import export_rows
 from models.coordinator_views import alert_rows
 from models.db import transaction
-from models.participants import enroll
 from sandbox import SandboxUser
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ async def coordinator_view(say: Narrator, deps: Deps, app: BotApp, workdir: Path
     deps.settings = deps.settings.model_copy(update={
         "coordinator_chat_id": boss.id, "coordinator_ids": frozenset({boss.id}),
         "coordinator_language": "en"})  # fmt: skip
-    user = await _linked(say, deps)
+    user = await say.enrol_and_link(deps, WHO, enrolled_on=dt.date(2026, 1, 15))
     say.step(f"{WHO} writes 我胸口痛，喘不上气 (chest pain, can't breathe) outside any check-in")
     say.says(WHO, "我胸口痛，喘不上气")
     await say.sandbox.send_text(user, "我胸口痛，喘不上气")
@@ -50,20 +49,6 @@ async def coordinator_view(say: Narrator, deps: Deps, app: BotApp, workdir: Path
 
 def _count(say: Narrator, boss: SandboxUser) -> int:
     return len(say.sandbox.messages_to(boss.id)) - say.seen.get(boss.id, 0)
-
-
-async def _linked(say: Narrator, deps: Deps) -> SandboxUser:
-    with transaction(deps.engine) as session:
-        issued = enroll(
-            session, study_id=WHO, enrolled_on=dt.date(2026, 1, 15), language="zh",
-            timezone=deps.settings.timezone, biospecimen=False, now=deps.now(),
-            invite_ttl=dt.timedelta(days=30), actor="coordinator:demo",
-        )  # fmt: skip
-    user = say.sandbox.add_user(first_name="Demo", language_code="zh")
-    await say.sandbox.send_command(user, "start", issued.token)
-    await say.sandbox.next_message(user.id, after=0)
-    say.seen[user.id] = 1
-    return user
 
 
 def _show_alerts(say: Narrator, deps: Deps) -> None:

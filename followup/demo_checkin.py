@@ -12,7 +12,7 @@ from bot.deps import Deps
 from followup.commands.checkin import write_csv
 from models.checkins import export_rows, open_visit
 from models.db import transaction
-from models.participants import enroll, participant_by_study_id
+from models.participants import participant_by_study_id
 from sandbox import SandboxUser
 from sandbox.state import BotMessage
 from scheduler.clock import FrozenClock
@@ -39,16 +39,7 @@ async def checkin_and_death_report(say: Narrator, deps: Deps) -> None:
 
 async def _linked(say: Narrator, deps: Deps, study_id: str, name: str) -> SandboxUser:
     """Enrol, link the chat and open visit 1, as enrolment and the schedule would."""
-    with transaction(deps.engine) as session:
-        issued = enroll(
-            session, study_id=study_id, enrolled_on=dt.date(2026, 4, 10), language="zh",
-            timezone=deps.settings.timezone, biospecimen=False, now=deps.now(),
-            invite_ttl=dt.timedelta(days=30), actor="coordinator:demo",
-        )  # fmt: skip
-    user = say.sandbox.add_user(first_name=name, language_code="zh")
-    await say.sandbox.send_command(user, "start", issued.token)
-    await say.sandbox.next_message(user.id, after=0)
-    say.seen[user.id] = 1
+    user = await say.enrol_and_link(deps, study_id, enrolled_on=dt.date(2026, 4, 10), name=name)
     with transaction(deps.engine) as session:
         participant = participant_by_study_id(session, study_id)
         assert participant is not None and participant.id is not None

@@ -11,8 +11,7 @@ from bot.deps import Deps
 from models.alerts import open_alerts
 from models.consent import consent_history
 from models.db import transaction
-from models.participants import enroll, participant_by_study_id
-from sandbox import SandboxUser
+from models.participants import participant_by_study_id
 from sandbox.state import BotMessage
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ WHO = "DEMO-006"
 
 async def withdrawal(say: Narrator, deps: Deps) -> None:
     """DEMO-006 writes "别再发了", leaves chat contact by two presses, and is left in peace."""
-    user = await _linked(say, deps)
+    user = await say.enrol_and_link(deps, WHO, enrolled_on=dt.date(2026, 4, 10), biospecimen=True)
     say.step(f'{WHO} writes 别再发了 ("stop sending"): the bot asks, it does not withdraw')
     say.says(WHO, "别再发了")
     await say.sandbox.send_text(user, "别再发了")
@@ -39,20 +38,6 @@ async def withdrawal(say: Narrator, deps: Deps) -> None:
     await say.sandbox.send_text(user, "你好")
     await say.shows(WHO, user)
     _show_coordinator_view(say, deps)
-
-
-async def _linked(say: Narrator, deps: Deps) -> SandboxUser:
-    with transaction(deps.engine) as session:
-        issued = enroll(
-            session, study_id=WHO, enrolled_on=dt.date(2026, 4, 10), language="zh",
-            timezone=deps.settings.timezone, biospecimen=True, now=deps.now(),
-            invite_ttl=dt.timedelta(days=30), actor="coordinator:demo",
-        )  # fmt: skip
-    user = say.sandbox.add_user(first_name="Demo", language_code="zh")
-    await say.sandbox.send_command(user, "start", issued.token)
-    await say.sandbox.next_message(user.id, after=0)
-    say.seen[user.id] = 1
-    return user
 
 
 def _show_edit(say: Narrator, message: BotMessage) -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from followup.settings import Settings, SettingsError, load_settings
+from followup.commands.common import settings_or_exit as _settings
 from models import alert_actions
 from models.coordinator_views import alert_rows, timeline
 from models.db import make_engine, transaction
@@ -26,14 +26,6 @@ err = Console(stderr=True)
 COORDINATOR = "coordinator:cli"
 alert_app = typer.Typer(help="Acknowledge or resolve one alert.", no_args_is_help=True)
 death_app = typer.Typer(help="Confirm or reject a reported death.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def list_alerts(

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from followup.commands.common import settings_or_exit as _settings
 from followup.exports import spreadsheet_safe
-from followup.settings import Settings, SettingsError, load_settings
 from messages.ethics import MissingSample, document
 from messages.instruments import definition, texts
 from messages.render import LANGUAGES
@@ -26,14 +26,6 @@ COLUMNS = ("study_id", "visit", "due_date", "instrument_version", "item", "value
            "answered_at", "respondent", "mode", "checkin_status")  # fmt: skip
 OUT_HELP = "file to write; default stdout"
 LABEL_LANGUAGE = "en"  # value labels for analysis are in English, like the item ids
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def value_label(row: ExportRow) -> str:

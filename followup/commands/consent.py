@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.core import TyperGroup
 
-from followup.settings import Settings, SettingsError, load_settings
+from followup.commands.common import settings_or_exit as _settings
 from messages.render import render
 from models import audit
 from models.consent import (
@@ -67,14 +67,6 @@ class _ConsentGroup(TyperGroup):
 consent_app = typer.Typer(cls=_ConsentGroup, no_args_is_help=True,
                           help="A participant's consent history, and re-consent.")  # fmt: skip
 audit_app = typer.Typer(no_args_is_help=True, help="Check and export the hash-chained audit log.")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _engine() -> Engine:

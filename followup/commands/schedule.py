@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from followup.settings import Settings, SettingsError, load_settings
+from followup.commands.common import settings_or_exit as _settings
 from models.db import make_engine, transaction
 from models.participants import participant_by_study_id
 from models.tables import Participant, Visit, VisitStatus
@@ -28,14 +28,6 @@ from scheduler.dispatch import dispatch_pass
 console = Console()
 err = Console(stderr=True)
 COORDINATOR = "coordinator:cli"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _instant(value: str | None) -> dt.datetime:
