@@ -101,10 +101,12 @@ def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
         or checkin.status != CheckInStatus.IN_PROGRESS
         or checkin.step != button.step
         or not window_open(session.get(Visit, checkin.visit_id), local_today(participant, u.now))
-        or _replayed(checkin, u)
     ):
         return stale(participant)
-    return Turn(session, participant, checkin, u.now, u.team_contact).press(button.code)
+    turn = Turn(session, participant, checkin, u.now, u.team_contact)
+    if _replayed(checkin, u):
+        return turn.redraw()
+    return turn.press(button.code)
 
 
 def _active_checkin(session: Session, participant: Participant, u: Update) -> CheckIn | None:

@@ -265,13 +265,18 @@ class Turn:
         outbox = self.raised + self.advance()
         return Outcome(edit_html=edit, outbox=outbox, condolence=self.condolence)
 
+    def _ticked(self) -> frozenset[str]:
+        return frozenset(c for c in (self.checkin.draft or "").split(qn.MULTI_SEPARATOR) if c)
+
     def _toggle(self, item: qn.Item, code: str) -> Outcome:
-        draft = frozenset(c for c in (self.checkin.draft or "").split(qn.MULTI_SEPARATOR) if c)
-        selected = qn.toggle(item, draft, code)
+        selected = qn.toggle(item, self._ticked(), code)
         self.checkin.draft = qn.MULTI_SEPARATOR.join(sorted(selected))
         self.session.add(self.checkin)
+        return Outcome(edit_markup=self._multi_keyboard(item, selected))
+
+    def _multi_keyboard(self, item: qn.Item, selected: frozenset[str]) -> Markup | None:
         back = qn.previous_item(self.q, self.answers, item.id) is not None
-        markup = kb.question_keyboard(
+        return kb.question_keyboard(
             item,
             self.words,
             checkin_id=self.checkin.id or 0,
@@ -279,7 +284,16 @@ class Turn:
             selected=selected,
             can_go_back=back,
         )
-        return Outcome(edit_markup=markup)
+
+    def redraw(self) -> Outcome:
+        """For a press replayed after a crash: its effect is stored, but the tick it showed on
+        a multiple-choice keyboard may have been lost with the process; draw the ticks again."""
+        if self.checkin.current_item is None:
+            return Outcome()
+        item = self.q.item(self.checkin.current_item)
+        if item.kind is not qn.Kind.MULTI:
+            return Outcome()
+        return Outcome(edit_markup=self._multi_keyboard(item, self._ticked()))
 
     def _press_on_summary(self, code: str) -> Outcome:
         if code == kb.SUBMIT:

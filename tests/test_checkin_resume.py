@@ -18,7 +18,7 @@ from sandbox import Sandbox
 from sandbox.state import plain_text
 from scheduler.clock import FrozenClock
 from study.contact import may_message
-from tests.checkin_chat import answer_shortest, linked_chat
+from tests.checkin_chat import answer_shortest, data_for, linked_chat
 
 
 async def test_checkin_resumes_at_the_same_question_after_a_restart(
@@ -162,3 +162,26 @@ async def test_a_failed_send_or_edit_loses_no_answer(
     assert await sender(bot).flush() == 1
     treatment = await chat.expect()
     assert "抗癌治疗" in treatment.text
+
+
+async def test_a_replayed_tick_redraws_the_keyboard_a_crash_may_have_lost(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    """Found by the chaos test: the tick was stored, the process died before the edit, and the
+    replayed press was ignored, so the participant never saw the tick."""
+    from telegram import Update
+
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    hospital = await chat.press(first, "self")
+    treatment = await chat.press(hospital, "no")
+    before, unticked = treatment.reply_markup, treatment.buttons
+    press = await sandbox.press(chat.user, treatment, data_for(treatment, "+chemo"))
+    await sandbox.wait_until(lambda: treatment.buttons != unticked)
+    ticked = treatment.buttons
+    # The edit is lost with the process: the message shows no tick, and the press comes again.
+    treatment.reply_markup = before
+    sandbox.state.pressed.append("replay")
+    replay = {**press, "callback_query": {**press["callback_query"], "id": "replay"}}
+    await bot.process_update(Update.de_json(replay, bot.bot))
+    assert treatment.buttons == ticked
