@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 from telegram import InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -161,10 +161,17 @@ async def _reply(update: Update, context: BotContext, text: str) -> None:
         await message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
+async def _refuse(update: Update) -> None:
+    """Someone not on the allow-list: the neutral reply in a private chat, silence in a group."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        await reply_neutral(update)
+
+
 async def list_open_alerts(update: Update, context: BotContext) -> None:
     """/alerts: every alert not yet resolved."""
     if not _allowed(update, context):
-        await reply_neutral(update)
+        await _refuse(update)
         return
     rows = await context.deps.db(lambda s: alert_rows(s, only_open=True))
     view = [r.__dict__ | {"created": f"{r.created_at:%Y-%m-%d %H:%M}"} for r in rows[-50:]]
@@ -175,7 +182,7 @@ async def list_open_alerts(update: Update, context: BotContext) -> None:
 async def list_due_visits(update: Update, context: BotContext) -> None:
     """/due: visits due within a week, overdue, or missed lately."""
     if not _allowed(update, context):
-        await reply_neutral(update)
+        await _refuse(update)
         return
     settings = context.deps.settings
     today = context.deps.now().astimezone(ZoneInfo(settings.timezone)).date()
@@ -188,7 +195,7 @@ async def list_due_visits(update: Update, context: BotContext) -> None:
 async def show_participant(update: Update, context: BotContext) -> None:
     """/participant STUDY_ID: visits, answers in brief, alerts and consent events."""
     if not _allowed(update, context):
-        await reply_neutral(update)
+        await _refuse(update)
         return
     language = context.deps.settings.coordinator_language
     args = context.args or []
