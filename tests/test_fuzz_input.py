@@ -46,7 +46,7 @@ TEXTS = st.one_of(
         lambda s, n: s * n,
         st.sampled_from(["<", "&", "{{", "啊", "a"]),
         st.integers(min_value=1000, max_value=10_000),
-    ),  # fmt: skip
+    ),
 )
 COMMANDS = st.sampled_from(
     ["/start", "/start bogus", "/help", "/language", "/next", "/privacy", "/withdraw",
@@ -118,7 +118,7 @@ async def test_random_text_from_a_participant_never_crashes_or_breaks_telegram(
     bot: BotApp, sandbox: Sandbox, engine: Engine, two_chats: tuple[SandboxUser, SandboxUser],
     text: str, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    in_checkin, idle = two_chats
+    in_checkin, _idle = two_chats
     other_before = [row for row in _state(engine)[0] if row[0] != "P001"]
     await sandbox.send_text(in_checkin, text or " ")
     await _handled(bot, sandbox)
