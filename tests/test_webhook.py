@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import pytest
 from sqlmodel import select
 
 from bot.app import build_application
@@ -14,7 +15,8 @@ from bot.webhook import SECRET_HEADER, WebhookConfig, WebhookServer
 from messages.render import render
 from models.db import transaction
 from models.inbox import InboxUpdate
-from sandbox import Sandbox
+from models.participants import IssuedInvite
+from sandbox import Sandbox, SandboxUser
 from sandbox.state import plain_text
 from scheduler.clock import FrozenClock
 from tests.factories import enroll_participant
@@ -27,13 +29,20 @@ def _config() -> WebhookConfig:
     return WebhookConfig(url=f"http://127.0.0.1:{port}/telegram", port=port)
 
 
-async def test_updates_arrive_by_webhook_and_are_answered(
-    sandbox: Sandbox, deps: Deps, clock: FrozenClock
-) -> None:
+Case = tuple[IssuedInvite, SandboxUser, WebhookConfig]
+
+
+@pytest.fixture
+def webhook_case(sandbox: Sandbox, deps: Deps, clock: FrozenClock) -> Case:
+    """A participant's invite, the sandbox user who will open it, and a webhook on a free port."""
     deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
-    invite = enroll_participant(deps.engine, clock)
-    user = sandbox.add_user()
-    config = _config()
+    return enroll_participant(deps.engine, clock), sandbox.add_user(), _config()
+
+
+async def test_updates_arrive_by_webhook_and_are_answered(
+    sandbox: Sandbox, deps: Deps, webhook_case: Case
+) -> None:
+    invite, user, config = webhook_case
     async with running(deps, token=sandbox.token, with_scheduler=False, webhook=config):
         assert sandbox.state.webhook_url == config.url
         await sandbox.send_command(user, "start", invite.token)
@@ -43,12 +52,9 @@ async def test_updates_arrive_by_webhook_and_are_answered(
 
 
 async def test_a_request_without_the_right_secret_gets_403_and_is_not_processed(
-    sandbox: Sandbox, deps: Deps, clock: FrozenClock
+    sandbox: Sandbox, deps: Deps, webhook_case: Case
 ) -> None:
-    deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
-    invite = enroll_participant(deps.engine, clock)
-    user = sandbox.add_user()
-    config = _config()
+    invite, user, config = webhook_case
     forged = {"update_id": 77, "message": {"message_id": 1, "date": 0, "chat": user.private_chat(),
               "from": user.as_dict(), "text": f"/start {invite.token}",
               "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}  # fmt: skip
@@ -68,12 +74,9 @@ async def test_a_request_without_the_right_secret_gets_403_and_is_not_processed(
 
 
 async def test_an_update_acknowledged_by_webhook_survives_a_kill_before_handling(
-    sandbox: Sandbox, deps: Deps, clock: FrozenClock
+    sandbox: Sandbox, deps: Deps, webhook_case: Case
 ) -> None:
-    deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
-    invite = enroll_participant(deps.engine, clock)
-    user = sandbox.add_user()
-    config = _config()
+    invite, user, config = webhook_case
     # A process that accepts webhook requests but dies before any handler runs.
     doomed = build_application(deps, token=sandbox.token)
     await doomed.initialize()
