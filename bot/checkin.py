@@ -6,7 +6,7 @@ import logging
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot import checkin_flow as flow
 from bot import general
@@ -91,6 +91,10 @@ async def _edit_pressed(query: CallbackQuery, outcome: Outcome) -> None:
             await query.edit_message_reply_markup(markup)
         elif outcome.drop_keyboard:
             await query.edit_message_reply_markup(None)
+    except BadRequest as exc:
+        if "not modified" in exc.message:  # a repeated press on a copy showing it already
+            return
+        log.warning("could not edit a check-in message: %s", type(exc).__name__)
     except TelegramError as exc:  # too old to edit, or Telegram failed: the answer is stored
         log.warning("could not edit a check-in message: %s", type(exc).__name__)
 

@@ -243,8 +243,8 @@ class Turn:
                 return stale(self.participant)
             return Outcome(drop_keyboard=True, outbox=self.ask(previous))
         given: qn.Input
-        if item.kind is qn.Kind.MULTI and code.startswith(kb.TOGGLE):
-            return self._toggle(item, code[len(kb.TOGGLE) :])
+        if item.kind is qn.Kind.MULTI and code[:1] in (kb.TICK, kb.UNTICK):
+            return self._tick(item, code[1:], on=code[:1] == kb.TICK)
         if item.kind is qn.Kind.MULTI and code == kb.DONE:
             given = qn.Choice(self.checkin.draft or "")
         elif code == kb.SKIP:
@@ -268,8 +268,10 @@ class Turn:
     def _ticked(self) -> frozenset[str]:
         return frozenset(c for c in (self.checkin.draft or "").split(qn.MULTI_SEPARATOR) if c)
 
-    def _toggle(self, item: qn.Item, code: str) -> Outcome:
-        selected = qn.toggle(item, self._ticked(), code)
+    def _tick(self, item: qn.Item, code: str, *, on: bool) -> Outcome:
+        """Tick or untick; the pressed keyboard is redrawn even when nothing changed, so an
+        older copy of the question catches up with the ticks stored."""
+        selected = qn.tick(item, self._ticked(), code, on=on)
         self.checkin.draft = qn.MULTI_SEPARATOR.join(sorted(selected))
         self.session.add(self.checkin)
         return Outcome(edit_markup=self._multi_keyboard(item, selected))

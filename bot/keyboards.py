@@ -2,8 +2,12 @@
 
 Check-in buttons carry `ci:<check-in id>:<step>:<code>`. The step is the number of the question
 as shown, so a button from an earlier question, an earlier visit or a forged one never matches.
-Codes: an option's code, `+<code>` to toggle a multiple choice, and `~b` back, `~s` skip,
-`~d` done, `~ok` submit, `~e<n>` change summary line n.
+Codes: an option's code; `+<code>` to tick and `-<code>` to untick a multiple choice; and `~b`
+back, `~s` skip, `~d` done, `~ok` submit, `~e<n>` change summary line n.
+
+A multiple-choice button says what the participant saw (tick this, untick that), not "flip it":
+a press on an older copy of the same question, or one replayed after a crash, then does what
+the participant meant instead of undoing a tick they can see elsewhere.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from study.questionnaire import Item, Kind
 
 Markup = dict[str, Any]
 
-BACK, SKIP, DONE, SUBMIT, TOGGLE, EDIT = "~b", "~s", "~d", "~ok", "+", "~e"
-_CHECKIN = re.compile(r"^ci:([0-9]{1,10}):([0-9]{1,6}):([A-Za-z0-9_~+]{1,24})$")
+BACK, SKIP, DONE, SUBMIT, TICK, UNTICK, EDIT = "~b", "~s", "~d", "~ok", "+", "-", "~e"
+_CHECKIN = re.compile(r"^ci:([0-9]{1,10}):([0-9]{1,6}):([A-Za-z0-9_~+-]{1,24})$")
 _OPEN = re.compile(r"^checkin:open:([0-9]{1,10})$")
 OPEN_PATTERN = r"^checkin:"
 CHECKIN_PATTERN = r"^ci:"
@@ -71,7 +75,8 @@ def question_keyboard(
     for code in item.codes():
         label = words.option(item, code)
         label = f"{mark}{label}" if code in selected else label
-        data = f"{TOGGLE}{code}" if item.kind is Kind.MULTI else code
+        tick = UNTICK if code in selected else TICK
+        data = f"{tick}{code}" if item.kind is Kind.MULTI else code
         options.append(_button(label, checkin_id, step, data))
     rows = _rows(options, 6 if item.kind is Kind.SCALE_0_10 else 1)
     controls = []

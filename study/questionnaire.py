@@ -289,6 +289,14 @@ def join_codes(item: Item, selected: Sequence[str]) -> str:
     return MULTI_SEPARATOR.join(code for code in item.options if code in chosen)
 
 
+def tick(item: Item, selected: frozenset[str], code: str, *, on: bool) -> frozenset[str]:
+    """Tick (`on`) or untick one option of a multiple-choice item; idempotent, so a repeated
+    press changes nothing. "None" or "not sure" stand alone."""
+    if code not in item.options or (code in selected) == on:
+        return selected
+    return toggle(item, selected, code)
+
+
 def toggle(item: Item, selected: frozenset[str], code: str) -> frozenset[str]:
     """Flip one option of a multiple-choice item; "none" or "not sure" stand alone."""
     if code not in item.options:

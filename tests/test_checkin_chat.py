@@ -12,7 +12,7 @@ from models.tables import Visit
 from sandbox import Sandbox
 from sandbox.state import BotMessage
 from scheduler.clock import FrozenClock
-from tests.checkin_chat import answer_shortest, linked_chat
+from tests.checkin_chat import answer_shortest, data_for, linked_chat
 
 
 async def test_full_checkin_by_buttons_completes_the_visit(
@@ -172,7 +172,7 @@ async def test_ticks_survive_a_typed_message_and_none_clears_them(
     assert ticked(again) == ["✓ 放疗（包括头部放疗）", "✓ 中药"]
     await chat.press_only(again, "+none")
     await sandbox.wait_until(lambda: ticked(again) == ["✓ 没有治疗"])
-    await chat.press_only(again, "+none")
+    await chat.press_only(again, "-none")
     await chat.press_only(again, "~d")
     answers = [sandbox.state.callback_answers[c].get("text") for c in sandbox.state.pressed]
     assert answers[-1] == "请至少选择一项，然后按“完成”。"
@@ -180,3 +180,24 @@ async def test_ticks_survive_a_typed_message_and_none_clears_them(
 
 def ticked(message: BotMessage) -> list[str]:
     return [label for label, _ in message.buttons if label.startswith("✓")]
+
+
+async def test_a_press_on_an_older_copy_of_a_question_ticks_and_never_unticks(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    """A question can reach the chat twice (a kill between sending and recording it). The
+    copy without ticks says "tick": pressing it keeps the tick and redraws that copy."""
+    chat = await linked_chat(sandbox, engine, clock)
+    treatment = await chat.press(await chat.press(await chat.say("开始"), "self"), "no")
+    tick_radio = data_for(treatment, "+radio")  # what the other, older copy still shows
+    await chat.press_only(treatment, "+radio")
+    await sandbox.wait_until(lambda: ticked(treatment) == ["✓ 放疗（包括头部放疗）"])
+    assert data_for(treatment, "-radio")  # the ticked button now offers to untick
+    await sandbox.press(chat.user, treatment, tick_radio)
+    await chat.settle()
+    assert ticked(treatment) == ["✓ 放疗（包括头部放疗）"]  # still ticked, not flipped off
+    await chat.press_only(treatment, "~d")
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn)).one()
+        assert checkin.id is not None
+        assert current_answers(session, checkin.id)["treatment"] == "radio"

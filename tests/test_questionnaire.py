@@ -222,3 +222,14 @@ def test_every_path_ends_in_the_summary_or_a_death_report(answers: dict[str, str
         if not died:
             assert first in answers
             assert (answers[first] == "0") == (not set(rest) & set(answers)) or not rest
+
+
+def test_tick_and_untick_are_idempotent() -> None:
+    """A repeated or replayed press changes nothing: tick means ticked, untick means not."""
+    item = Q.item("treatment")
+    chosen = qn.tick(item, frozenset(), "chemo", on=True)
+    assert qn.tick(item, chosen, "chemo", on=True) == {"chemo"}
+    assert qn.tick(item, chosen, "chemo", on=False) == frozenset()
+    assert qn.tick(item, frozenset(), "chemo", on=False) == frozenset()
+    assert qn.tick(item, chosen, "none", on=True) == {"none"}
+    assert qn.tick(item, chosen, "bogus", on=True) == chosen
