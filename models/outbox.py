@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from models.checkin_tables import CheckIn
 from models.locks import lock_participant
 from models.tables import OutboxMessage, OutboxStatus
 from study.consent import has_left_chat, may_send
@@ -61,14 +63,19 @@ def claim(
     ids: Sequence[int] | None = None,
     limit: int = 100,
     lease: dt.timedelta = SEND_LEASE,
+    in_hand: Collection[int] = (),
 ) -> list[OutboxMessage]:
     """Move due messages to SENDING under a lease; only the claimer that flips a row sends it.
 
     A row left in SENDING by a crashed sender becomes claimable again when its lease runs out,
-    which is the one way a message can go out twice.
+    which is the one way a message can go out twice. `in_hand` are the rows this process is
+    still sending (waiting for the rate limiter, say): never claimed again, however long the
+    wait, so a live sender's slow send is not repeated.
     """
     due = (col(OutboxMessage.status).in_(_CLAIMABLE), col(OutboxMessage.next_attempt_at) <= now)
     query = select(OutboxMessage).where(*due)
+    if in_hand:
+        query = query.where(col(OutboxMessage.id).not_in(list(in_hand)))
     if ids is not None:
         query = query.where(col(OutboxMessage.id).in_(ids))
     candidates = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit)).all()
@@ -94,7 +101,6 @@ def claim(
             .where(col(OutboxMessage.id) == message.id, *due)
             .values(
                 status=OutboxStatus.SENDING.value,
-                attempts=OutboxMessage.attempts + 1,
                 next_attempt_at=now + lease,
                 handed_at=None,
             )
@@ -118,6 +124,10 @@ def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
     message = session.exec(query.execution_options(populate_existing=True)).first()
     if message is None or message.status != OutboxStatus.SENDING:
         return False
+    if superseded(session, message.purpose):
+        message.status, message.last_error = OutboxStatus.CANCELLED, "superseded"
+        session.add(message)
+        return False
     if participant_id is not None and (
         participant is None or not may_send(participant, message.purpose)
     ):
@@ -126,6 +136,19 @@ def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
     message.handed_at = now
     session.add(message)
     return True
+
+
+_QUESTION = re.compile(r"^checkin:([0-9]+):([0-9]+)$")
+
+
+def superseded(session: Session, purpose: str) -> bool:
+    """A check-in question (or summary) the participant has moved past: sent late, after later
+    questions, it would only confuse. Its purpose names the check-in and the step it showed."""
+    found = _QUESTION.match(purpose)
+    if found is None:
+        return False
+    checkin = session.get(CheckIn, int(found.group(1)), populate_existing=True)
+    return checkin is None or checkin.step != int(found.group(2))
 
 
 def in_flight(session: Session, *, participant_id: int, now: dt.datetime) -> list[int]:
@@ -154,14 +177,23 @@ def mark_sent(
     )
 
 
-def mark_retry(session: Session, *, message_id: int, at: dt.datetime, error: str) -> None:
+def mark_retry(
+    session: Session, *, message_id: int, at: dt.datetime, error: str, failed: bool = False
+) -> None:
+    """Put a claimed row back, due at `at`. `failed` counts a failed attempt (a timeout, a 5xx),
+    which lengthens the next back-off; a pause, a hold or a crash is not the message's fault."""
     session.execute(
         update(OutboxMessage)
         .where(
             col(OutboxMessage.id) == message_id,
             col(OutboxMessage.status) == OutboxStatus.SENDING,
         )
-        .values(status=OutboxStatus.PENDING.value, next_attempt_at=at, last_error=error[:200])
+        .values(
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=at,
+            last_error=error[:200],
+            attempts=OutboxMessage.attempts + (1 if failed else 0),
+        )
     )
 
 

@@ -7,9 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 
+from messages.instruments import latest
 from models import outbox
+from models.checkins import move_to, start_checkin
 from models.db import transaction
+from models.participants import participant_by_study_id
+from models.tables import OutboxMessage, OutboxStatus, Visit
 from scheduler.clock import FrozenClock
+from tests.factories import enroll_participant, open_visit
 
 
 def _enqueue(engine: Engine, clock: FrozenClock, purpose: str) -> int | None:
@@ -44,7 +49,8 @@ def test_claimed_rows_are_not_claimed_again_until_the_lease_runs_out(
     clock.advance(outbox.SEND_LEASE + dt.timedelta(seconds=1))
     with transaction(engine) as session:
         again = outbox.claim(session, now=clock())
-    assert len(again) == 1 and again[0].attempts == 2
+    # A sender that died is not a failed attempt: the back-off after a later timeout stays short.
+    assert len(again) == 1 and again[0].attempts == 0
 
 
 def test_concurrent_claimers_never_share_a_row(engine: Engine, clock: FrozenClock) -> None:
@@ -75,3 +81,62 @@ def test_sent_and_retried_rows(engine: Engine, clock: FrozenClock) -> None:
     clock.advance(dt.timedelta(seconds=31))
     with transaction(engine) as session:
         assert [m.id for m in outbox.claim(session, now=clock())] == [second]
+
+
+def test_a_row_this_sender_still_holds_is_not_claimed_again_after_its_lease(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """A send waiting on the rate limiter outlives its lease; the same process must not claim
+    and send the row a second time."""
+    message_id = _enqueue(engine, clock, "a")
+    assert message_id is not None
+    with transaction(engine) as session:
+        assert len(outbox.claim(session, now=clock())) == 1
+    clock.advance(outbox.SEND_LEASE + dt.timedelta(seconds=1))
+    with transaction(engine) as session:
+        assert outbox.claim(session, now=clock(), in_hand={message_id}) == []
+    with transaction(engine) as session:  # another process: the lease is its only guide
+        assert len(outbox.claim(session, now=clock())) == 1
+
+
+def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """A late copy of question n, after question n+1 was asked, would only confuse."""
+    enroll_participant(engine, clock, "P001")
+    visit_id = open_visit(engine, clock, "P001")
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None and participant.id is not None
+        participant.telegram_chat_id = 42
+        visit = session.get(Visit, visit_id)
+        assert visit is not None
+        q = latest()
+        checkin = start_checkin(
+            session, visit=visit, instrument=q.instrument, version=q.version, now=clock()
+        )
+        step = move_to(session, checkin=checkin, item="respondent", draft=None, now=clock())
+        rows = [
+            outbox.enqueue(
+                session,
+                purpose=f"checkin:{checkin.id}:{n}",
+                chat_id=42,
+                text="q",
+                now=clock(),
+                participant_id=participant.id,
+            )
+            for n in (step, step + 1)
+        ]
+        move_to(session, checkin=checkin, item="hospital", draft=None, now=clock())
+    handed = []
+    for message_id in rows:
+        assert message_id is not None
+        with transaction(engine) as session:
+            outbox.claim(session, now=clock(), ids=[message_id])
+        with transaction(engine) as session:
+            handed.append(outbox.hand_over(session, message_id=message_id, now=clock()))
+    assert handed == [False, True]
+    with transaction(engine) as session:
+        stale = session.get(OutboxMessage, rows[0])
+        assert stale is not None
+        assert (stale.status, stale.last_error) == (OutboxStatus.CANCELLED, "superseded")
