@@ -86,7 +86,9 @@ def _add_handlers(application: BotApp) -> None:
 
 async def prepare(application: Any) -> None:
     """Create the outbox sender and publish the command menu in both languages."""
-    application.bot_data["sender"] = OutboxSender(application.bot, application.bot_data["deps"])
+    deps = application.bot_data["deps"]
+    concurrency = deps.settings.send_concurrency
+    application.bot_data["sender"] = OutboxSender(application.bot, deps, concurrency=concurrency)
     for language, commands in bot_commands().items():
         menu = [BotCommand(name, description) for name, description in commands]
         await application.bot.set_my_commands(menu, language_code=language)

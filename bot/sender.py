@@ -24,20 +24,23 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(minutes=10)
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    """5 s, 10 s, 20 s … up to ten minutes between retries after a 5xx or a timeout."""
-    return min(MAX_BACKOFF, dt.timedelta(seconds=5 * 2 ** max(0, attempts - 1)))
+def backoff(failures: int) -> dt.timedelta:
+    """5 s, 10 s, 20 s … up to ten minutes between retries after a 5xx or a timeout.
+
+    `failures` counts the message's failed attempts before this one. Claims are not counted: a
+    message re-claimed after restarts must not wait ten minutes after its first timeout.
+    """
+    return min(MAX_BACKOFF, dt.timedelta(seconds=5 * 2 ** max(0, failures)))
 
 
 class OutboxSender:
     """Claims due outbox rows, sends them, and marks them sent, retried or failed.
 
-    One chat's messages go out in order; with `concurrency` > 1 different chats go out at once.
-    The Bot's rate limiter paces them under Telegram's limits. One at a time is the default: it
-    already reaches the 30/s limit (docs/benchmarks.md), and with several requests in flight a
-    429 also refuses the ones already sent, and jitter between the limiter's clock and
-    Telegram's turns into 429s. After a 429 that the limiter could not absorb, the whole sender
-    pauses for `retry_after`, so nothing is sent inside that window.
+    One chat's messages go out in order; different chats go out `concurrency` at a time
+    (settings.send_concurrency), paced by the Bot's rate limiter under Telegram's limits. After a
+    429 that the limiter could not absorb, the whole sender pauses for `retry_after`, so nothing
+    is sent inside that window. A row this sender holds is never claimed again by it, however
+    long the limiter keeps it waiting (models.outbox.claim's `in_hand`).
     """
 
     def __init__(self, bot: Bot, deps: Deps, *, concurrency: int = 1) -> None:
@@ -46,6 +49,7 @@ class OutboxSender:
         self.concurrency = concurrency
         self._resume_at = 0.0  # event-loop time before which nothing is sent
         self._flushing = 0
+        self._in_hand: set[int] = set()  # claimed by this sender and not yet settled
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -61,7 +65,12 @@ class OutboxSender:
             sent = 0
             while not self.pause_left():
                 batch = await self.deps.db(self._claim(self.deps.now(), ids, limit))
-                sent += await self._deliver_batch(batch)
+                claimed = {m.id for m in batch if m.id is not None}
+                self._in_hand |= claimed
+                try:
+                    sent += await self._deliver_batch(batch)
+                finally:
+                    self._in_hand -= claimed
                 if ids is not None or not batch:  # sending can queue more (a 403's alert)
                     break
             return sent
@@ -101,7 +110,10 @@ class OutboxSender:
         self, now: dt.datetime, ids: Sequence[int] | None, limit: int
     ) -> Callable[[Session], list[OutboxMessage]]:
         lease = dt.timedelta(seconds=self.deps.settings.send_lease_seconds)
-        return lambda session: outbox.claim(session, now=now, ids=ids, limit=limit, lease=lease)
+        in_hand = frozenset(self._in_hand)
+        return lambda session: outbox.claim(
+            session, now=now, ids=ids, limit=limit, lease=lease, in_hand=in_hand
+        )
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None
@@ -129,7 +141,7 @@ class OutboxSender:
             if message.participant_id is None:  # a coordinator chat: an alert is never dropped
                 log.error("outbox %s to the coordinator chat refused (%s), retrying",
                           message.purpose, type(exc).__name__)  # fmt: skip
-                await self._retry(message_id, backoff(message.attempts), type(exc).__name__)
+                await self._failed(message_id, message.attempts, type(exc).__name__)
                 return 0
             if isinstance(exc, Forbidden):
                 log.warning("outbox %s refused by Telegram (403)", message.purpose)
@@ -142,7 +154,7 @@ class OutboxSender:
             return 0
         except (NetworkError, TelegramError) as exc:  # TimedOut, 5xx and anything unforeseen
             log.warning("outbox %s: %s, retrying", message.purpose, type(exc).__name__)
-            await self._retry(message_id, backoff(message.attempts), type(exc).__name__)
+            await self._failed(message_id, message.attempts, type(exc).__name__)
             return 0
         now = self.deps.now()
         await self.deps.db(
@@ -156,6 +168,13 @@ class OutboxSender:
         at = self.deps.now() + delay
         await self.deps.db(
             lambda s: outbox.mark_retry(s, message_id=message_id, at=at, error=error)
+        )
+
+    async def _failed(self, message_id: int, failures: int, error: str) -> None:
+        """A failed attempt: retry after a back-off that grows with each failure."""
+        at = self.deps.now() + backoff(failures)
+        await self.deps.db(
+            lambda s: outbox.mark_retry(s, message_id=message_id, at=at, error=error, failed=True)
         )
 
     def _refused(self, message_id: int, participant_id: int | None) -> Callable[[Session], None]:

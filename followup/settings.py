@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # How long a claimed outbox row stays reserved for its sender. A sender that dies holds it
     # this long; a send must finish well within it, or a second sender may repeat the message.
     send_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
+    # Chats the outbox sender serves at once (one chat's messages always go out in order). The
+    # rate limiter is first come, first served: a sender with one request in its queue waits
+    # behind every reply the handlers are making, and a batch of prompts crawls while
+    # participants are answering (the chaos test found this).
+    send_concurrency: int = Field(default=8, ge=1, le=64)
     coordinator_language: Literal["zh", "en"] = "zh"
     # Escalation (issue 5): an unacknowledged RED alert is sent again this often, and a daily
     # digest of open alerts and due visits goes to the coordinator chat at this local hour.
