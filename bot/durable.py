@@ -16,6 +16,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.deps import BotContext, Deps
+from followup.logs import quiet_leaky_loggers
 from models import inbox
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class DurableBot(ExtBot[Any]):
     __slots__ = ("_deps", "_in_flight")
 
     def __init__(self, deps: Deps, token: str) -> None:
+        quiet_leaky_loggers()  # wherever a Bot is built: httpx would log the token in each URL
         self._deps = deps  # set before the base class freezes the object
         self._in_flight: set[int] = set()
         super().__init__(
