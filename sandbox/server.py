@@ -160,6 +160,7 @@ class Sandbox:
     def _record(
         self, method: str, params: dict[str, Any], at: float, status: int, why: str = ""
     ) -> None:
+        self.state.call_counts[method] += 1
         if method != "getUpdates" or status != 200:
             self.state.calls.append(ApiCall(method, params, at, status, why))
 
@@ -305,7 +306,7 @@ class Sandbox:
         self.state.blocked_by.discard(user.id)
 
     def messages_to(self, chat_id: int) -> list[BotMessage]:
-        return [m for m in self.state.sent if m.chat_id == chat_id]
+        return list(self.state.by_chat.get(chat_id, ()))
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait, bounded, until the bot has done something that makes `predicate` true."""
@@ -337,6 +338,7 @@ class Sandbox:
         )
         self.state.messages[(chat_id, message.message_id)] = message
         self.state.sent.append(message)
+        self.state.by_chat.setdefault(chat_id, []).append(message)
         return message
 
     @staticmethod

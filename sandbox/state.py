@@ -6,6 +6,7 @@ import html
 import itertools
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,10 @@ class SandboxState:
     blocked_by: set[int] = field(default_factory=set)
     messages: dict[tuple[int, int], BotMessage] = field(default_factory=dict)
     sent: list[BotMessage] = field(default_factory=list)
+    # The same messages by chat: a test waiting on one chat must not scan every chat's messages
+    # on every change (with 200 chats that is quadratic and starves the sandbox).
+    by_chat: dict[int, list[BotMessage]] = field(default_factory=dict)
+    call_counts: Counter[str] = field(default_factory=Counter)  # every call, by method
     updates: list[dict[str, Any]] = field(default_factory=list)
     calls: list[ApiCall] = field(default_factory=list)
     callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
