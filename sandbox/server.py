@@ -245,7 +245,8 @@ class Sandbox:
             self._changed.notify_all()
         return update
 
-    async def _notify(self) -> None:
+    async def notify_waiters(self) -> None:
+        """Wake every `wait_until` to check again, e.g. after a change the sandbox cannot see."""
         async with self._changed:
             self._changed.notify_all()
 
@@ -264,7 +265,7 @@ class Sandbox:
                         self.webhook_statuses.append(response.status)
                         if response.status == 200:
                             self.state.updates.remove(update)
-                            await self._notify()
+                            await self.notify_waiters()
                             return
                 except ClientError:
                     self.webhook_statuses.append(0)
