@@ -22,7 +22,7 @@ from models import escalation
 from models.db import transaction
 from models.participants import participant_by_study_id
 from models.tables import OutboxMessage
-from sandbox import Sandbox
+from sandbox import Fault, Sandbox
 from sandbox.faults import Storm
 from scheduler.clock import FrozenClock
 from scheduler.dispatch import dispatch_pass
@@ -122,3 +122,29 @@ async def test_a_mixed_storm_delivers_everything_once_and_nothing_inside_retry_a
         f" reply; 0 calls inside retry_after; {rounds} rounds, {seconds():.0f} virtual s,"
         f" rate limiter slept {[round(s, 1) for s in seconds.slept]}"
     )
+
+
+async def test_when_the_rate_limiter_gives_up_the_sender_pauses_on_the_same_clock(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Four 30 s 429s in a row outlast the rate limiter's three retries; the sender then holds
+    every send for the last window, measured on the clock the sandbox uses."""
+    users = [await linked(sandbox, engine, clock, f"S{n:03}") for n in range(1, 6)]
+    dispatch_pass(engine, deps.settings, clock())
+    clock.set(PROMPT_AT)
+    seconds = VirtualSeconds()
+    sandbox.clock = seconds
+    sender(bot).monotonic = seconds
+    virtual_sleep_in_rate_limiter(monkeypatch, seconds)
+    sandbox.faults.append(Fault("429", method="sendMessage", times=4, retry_after=30,
+                                global_block=True))  # fmt: skip
+
+    await deliver_everything(bot, deps, clock, seconds)
+
+    assert sandbox.faults[0].fired == 4 and seconds() >= 4 * 30
+    assert sandbox.calls_inside_block == 0 and windows_broken(sandbox) == 0
+    assert all(len(sandbox.messages_to(u.id)) == 1 for u in users)
+    with transaction(engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+    assert {r.status for r in rows} == {"sent"} and "429" in {r.last_error for r in rows}
