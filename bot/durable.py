@@ -12,10 +12,11 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.deps import BotContext, Deps
+from bot.ratelimit import WindowedRateLimiter
 from followup.logs import quiet_leaky_loggers
 from models import inbox
 
@@ -38,7 +39,9 @@ class DurableBot(ExtBot[Any]):
             get_updates_request=HTTPXRequest(connection_pool_size=2),
             # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
             # retry_after has passed, then retries, so nothing is sent inside the window.
-            rate_limiter=AIORateLimiter(overall_max_rate=deps.settings.send_rate, max_retries=3),
+            rate_limiter=WindowedRateLimiter(
+                overall_max_rate=deps.settings.send_rate, max_retries=3
+            ),
         )
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:

@@ -47,7 +47,9 @@ class OutboxSender:
         self.bot = bot
         self.deps = deps
         self.concurrency = concurrency
-        self._resume_at = 0.0  # event-loop time before which nothing is sent
+        self._resume_at = 0.0  # `monotonic()` time before which nothing is sent
+        # Where the pause after a 429 is measured: the event loop's clock, or a test's.
+        self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         self._flushing = 0
         self._in_hand: set[int] = set()  # claimed by this sender and not yet settled
         self._settled = asyncio.Event()
@@ -55,7 +57,7 @@ class OutboxSender:
 
     def pause_left(self) -> float:
         """Seconds left of the pause after a 429, or 0."""
-        return max(0.0, self._resume_at - asyncio.get_running_loop().time())
+        return max(0.0, self._resume_at - self.monotonic())
 
     async def flush(self, ids: Sequence[int] | None = None, *, limit: int = 100) -> int:
         """Send what is due (only `ids`, when given); return how many went out."""
@@ -134,7 +136,7 @@ class OutboxSender:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
             log.warning("outbox %s: 429, pausing all sends for %.0f s", message.purpose, seconds)
-            self._resume_at = max(self._resume_at, asyncio.get_running_loop().time() + seconds)
+            self._resume_at = max(self._resume_at, self.monotonic() + seconds)
             await self._retry(message_id, dt.timedelta(seconds=seconds), "429")
             return 0
         except (Forbidden, BadRequest) as exc:

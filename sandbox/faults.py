@@ -93,3 +93,45 @@ class Limits:
             if wait:
                 self._global.tokens = min(self._global.capacity, self._global.tokens + 1)
         return max(1, int(wait + 0.999)) if wait else 0
+
+
+@dataclass
+class Storm:
+    """A seeded mix of failures over every Bot API call but getUpdates.
+
+    Each call fails with probability `rate`, as one of: a 429 whose `retry_after` (1 to
+    `max_retry_after` seconds) opens a window in which every call is refused, as Telegram's flood
+    control does; a 500; a 502; or a timeout, which drops the connection either before the call
+    takes effect or after (the message is delivered but the reply is lost: the one case where a
+    correct bot repeats a message). The `global_at`-th call instead gets one `global_retry_after`
+    429. `injected` counts what fired, by kind.
+    """
+
+    rate: float = 0.10
+    max_retry_after: int = 5
+    global_at: int | None = None
+    global_retry_after: int = 30
+    calls: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def draw(self, rng: random.Random) -> Fault | None:
+        self.calls += 1
+        if self.calls == self.global_at:
+            return self._count("429 global", Fault("429", retry_after=self.global_retry_after,
+                                                   global_block=True))  # fmt: skip
+        if rng.random() >= self.rate:
+            return None
+        kind = rng.choice(("429", "500", "502", "timeout"))
+        if kind == "429":
+            retry_after = rng.randint(1, self.max_retry_after)
+            return self._count("429", Fault("429", retry_after=retry_after, global_block=True))
+        if kind == "timeout":
+            deliver = rng.random() < 0.5
+            name = "timeout after delivery" if deliver else "timeout before delivery"
+            return self._count(name, Fault("timeout", deliver=deliver))
+        return self._count(kind, Fault(kind))  # type: ignore[arg-type]
+
+    def _count(self, name: str, fault: Fault) -> Fault:
+        self.injected[name] = self.injected.get(name, 0) + 1
+        fault.fired = 1
+        return fault

@@ -25,7 +25,10 @@ async def get_updates(sb: Sandbox, params: dict[str, Any]) -> Any:
         raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
     offset = params.get("offset")
     if offset:
+        confirmed = len(state.updates)
         state.updates = [u for u in state.updates if u["update_id"] >= offset]
+        if len(state.updates) < confirmed:
+            await sb.notify_waiters()  # a test waiting for the confirmation need not wait longer
     limit = int(params.get("limit") or 100)
     timeout = float(params.get("timeout") or 0)
     if not state.updates and timeout > 0:

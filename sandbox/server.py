@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, web
 
-from sandbox.faults import Fault, Limits
+from sandbox.faults import Fault, Limits, Storm
 from sandbox.html_check import html_error
 from sandbox.state import ApiCall, BotMessage, SandboxState, SandboxUser
 
-__all__ = ["Fault", "Sandbox", "SandboxUser"]
+__all__ = ["Fault", "Sandbox", "SandboxUser", "Storm"]
 
 JSON_FIELDS = frozenset(
     {"reply_markup", "allowed_updates", "commands", "scope", "entities", "link_preview_options",
@@ -64,6 +64,7 @@ class Sandbox:
         self.token = token
         self.state = SandboxState(bot_username=bot_username)
         self.faults: list[Fault] = []
+        self.storm: Storm | None = None  # when set, it decides the faults instead of `faults`
         self.limits = Limits(clock=clock)
         self.rng = random.Random(seed)
         self.clock = clock
@@ -139,7 +140,10 @@ class Sandbox:
             if fault is not None and fault.kind == "timeout":
                 if fault.deliver:
                     await self._dispatch(method, params)
-                self._record(method, params, now, 0, "dropped connection")
+                why = (
+                    "dropped connection after delivery" if fault.deliver else "dropped connection"
+                )
+                self._record(method, params, now, 0, why)
                 if request.transport is not None:
                     request.transport.close()
                 return web.Response(status=504)  # never reaches the client: the line is down
@@ -170,17 +174,13 @@ class Sandbox:
             raise ApiError(
                 429, "Too Many Requests: retry after", int(self.blocked_until - now) + 1
             )
-        for fault in self.faults:
-            if method == "getUpdates" and fault.method != "getUpdates":
-                continue
-            if not fault.matches(method, chat_id, self.rng):
-                continue
-            fault.fired += 1
+        fault = self._pick_fault(method, chat_id)
+        if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)  # an injected slow answer, on the server side
             if fault.kind == "429":
                 if fault.global_block:
-                    self.blocked_until = now + fault.retry_after
+                    self.blocked_until = max(self.blocked_until, now + fault.retry_after)
                 text = f"Too Many Requests: retry after {fault.retry_after}"
                 raise ApiError(429, text, fault.retry_after)
             if fault.kind == "403":
@@ -191,6 +191,17 @@ class Sandbox:
         wait = self.limits.check(method, chat_id)
         if wait:
             raise ApiError(429, f"Too Many Requests: retry after {wait}", wait)
+        return None
+
+    def _pick_fault(self, method: str, chat_id: int | None) -> Fault | None:
+        if self.storm is not None and method != "getUpdates":
+            return self.storm.draw(self.rng)
+        for fault in self.faults:
+            if method == "getUpdates" and fault.method != "getUpdates":
+                continue
+            if fault.matches(method, chat_id, self.rng):
+                fault.fired += 1
+                return fault
         return None
 
     async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
@@ -235,7 +246,8 @@ class Sandbox:
             self._changed.notify_all()
         return update
 
-    async def _notify(self) -> None:
+    async def notify_waiters(self) -> None:
+        """Wake every `wait_until` to check again, e.g. after a change the sandbox cannot see."""
         async with self._changed:
             self._changed.notify_all()
 
@@ -254,7 +266,7 @@ class Sandbox:
                         self.webhook_statuses.append(response.status)
                         if response.status == 200:
                             self.state.updates.remove(update)
-                            await self._notify()
+                            await self.notify_waiters()
                             return
                 except ClientError:
                     self.webhook_statuses.append(0)

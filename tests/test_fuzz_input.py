@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.deps import BotApp
+from bot.durable import DurableBot
 from models.checkin_tables import CheckInAnswer
 from models.db import transaction
 from models.tables import Participant
@@ -26,9 +27,11 @@ from sandbox import Sandbox, SandboxUser
 from scheduler.clock import FrozenClock
 from tests.checkin_chat import linked_chat
 
-# CI runs a smoke-sized fuzz; FOLLOWUP_FUZZ_EXAMPLES=200 is a longer run (docs/reliability.md).
+# An example takes a tenth of a second or so (it waits for its updates to be handled, not for a
+# long poll to end): CI runs 100 a test; FOLLOWUP_FUZZ_EXAMPLES=500 is a longer run
+# (docs/reliability.md).
 FUZZ = settings(
-    max_examples=int(os.environ.get("FOLLOWUP_FUZZ_EXAMPLES", "4")),
+    max_examples=int(os.environ.get("FOLLOWUP_FUZZ_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -71,8 +74,23 @@ def _refusals(sandbox: Sandbox) -> list[tuple[str, int, str]]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def handled_wakes_the_wait(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
+    """The bot marks an update handled without calling the Bot API, so the sandbox cannot see
+    it; wake `_handled`'s wait then, instead of at the next sandbox event (the next long poll's
+    end, up to 5 s later, which was the whole time of an example)."""
+    original = DurableBot.mark_handled
+
+    async def mark_handled(self: DurableBot, update_id: int) -> None:
+        await original(self, update_id)
+        await sandbox.notify_waiters()
+
+    monkeypatch.setattr(DurableBot, "mark_handled", mark_handled)
+
+
 async def _handled(bot: BotApp, sandbox: Sandbox) -> None:
-    """Until every update pushed so far is confirmed and handled."""
+    """Until every update pushed so far is confirmed (by the bot's next getUpdates) and handled
+    (its inbox row marked); each wakes the wait as it happens."""
     durable: Any = bot.bot
     await sandbox.wait_until(lambda: not sandbox.state.updates and not durable._in_flight)
 

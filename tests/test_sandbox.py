@@ -8,12 +8,14 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from followup.logs import quiet_leaky_loggers
 from sandbox import Fault, Sandbox
 from sandbox.html_check import html_error
 
 
 @pytest.fixture
 async def tg(sandbox: Sandbox) -> Bot:
+    quiet_leaky_loggers()  # as the bot's own start does; run alone, this file leaked the token
     bot = Bot(sandbox.token, base_url=sandbox.api_url)
     await bot.initialize()
     return bot
