@@ -101,7 +101,10 @@ def claim(
     query = select(OutboxMessage).where(*due)
     if ids is not None:
         query = query.where(col(OutboxMessage.id).in_(ids))
-    candidates = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit)).all()
+    # Coordinator-chat rows (alert notices, which have no participant) jump the queue: a RED
+    # notice must not wait behind a fan-out of prompts. Then oldest first.
+    first = col(OutboxMessage.participant_id).is_not(None)
+    candidates = session.exec(query.order_by(first, col(OutboxMessage.id)).limit(limit)).all()
     claimed = []
     for message in candidates:
         if message.participant_id is not None:
