@@ -2,19 +2,24 @@
 
 `catch_emergency` runs before every other handler (and does not stop them): a message with an
 emergency phrase gets the fixed emergency text at once and raises a RED alert, whether or not a
-check-in is open. `send_alert_notices` runs after the handlers: any alert they raised is queued
-for the coordinator chat and delivered before the update is marked handled.
+check-in is open. A handler that can raise an alert runs its work `with_notices`: the alert's
+coordinator notice is queued in the same transaction and delivered before anything else the
+update sends (a RED notice is more urgent than the participant's next question).
+`send_alert_notices` runs after the handlers as a net: any alert raised without its notice is
+queued for the coordinator chat and delivered before the update is marked handled.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlmodel import Session
 from telegram import Update
 
-from bot.deps import BotContext, Deps
+from bot.deps import BotContext, Deps, urgent
 from bot.replies import sender
 from messages.phrases import emergency_phrases
 from models import escalation
@@ -23,6 +28,7 @@ from models.tables import ParticipantStatus
 from study.emergency import mentions_emergency
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def renotify_interval(deps: Deps) -> dt.timedelta:
@@ -49,11 +55,39 @@ async def catch_emergency(update: Update, context: BotContext) -> None:
         return escalation.on_message(session, participant=participant, text=text,
                                      update_id=update_id, now=now, send_text=not left)  # fmt: skip
 
-    ids = await context.deps.db(work)
+    with urgent():  # most messages hold no emergency phrase, and those return before this
+        ids, notices = await context.deps.db(with_notices(context.deps, work))
+    await deliver_notices(context, notices)
     if ids is not None:
         log.info("emergency phrase in update %s", update_id)
         if ids:
             await sender(context).flush(ids)
+
+
+def with_notices(
+    deps: Deps, work: Callable[[Session], T]
+) -> Callable[[Session], tuple[T, list[int]]]:
+    """`work`, then, in the same transaction, the notices of any alert it raised.
+
+    Returns what `work` returned and the outbox ids of those notices, to deliver first.
+    """
+
+    def run(session: Session) -> tuple[T, list[int]]:
+        result = work(session)
+        if not escalation.raised_in(session):
+            return result, []
+        notices = queue_due_notices(session, deps)
+        escalation.noticed_in(session)
+        return result, notices
+
+    return run
+
+
+async def deliver_notices(context: BotContext, notices: Sequence[int]) -> None:
+    """Send the coordinator notices an update queued, ahead of its other messages."""
+    if notices:
+        with urgent():
+            await sender(context).flush(notices)
 
 
 _seen: dict[int, int] = {}  # id(Deps) -> escalation.raised_count() when last looked

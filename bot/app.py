@@ -22,7 +22,9 @@ from bot.durable import DurableBot, mark_handled
 from bot.processor import PerChatUpdateProcessor
 from bot.sender import OutboxSender
 from followup.logs import quiet_leaky_loggers
-from messages.render import bot_commands
+from messages import alert_rules, instruments
+from messages.phrases import emergency_phrases
+from messages.render import LANGUAGES, bot_commands
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,25 @@ async def prepare(application: Any) -> None:
     deps = application.bot_data["deps"]
     concurrency = deps.settings.send_concurrency
     application.bot_data["sender"] = OutboxSender(application.bot, deps, concurrency=concurrency)
+    warm_texts()
     for language, commands in bot_commands().items():
         menu = [BotCommand(name, description) for name, description in commands]
         await application.bot.set_my_commands(menu, language_code=language)
     default = bot_commands()["zh"]
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in default])
+
+
+def warm_texts() -> None:
+    """Read the alert rules, phrases and questionnaire texts now, not in the first RED answer.
+
+    They are YAML files parsed once per process (about half a second together); parsed lazily,
+    the first alert after a start paid for it while the coordinators waited.
+    """
+    alert_rules.current()
+    emergency_phrases()
+    questionnaire = instruments.latest()
+    for language in LANGUAGES:
+        instruments.texts(questionnaire.version, language, questionnaire.instrument)
 
 
 async def _log_error(update: object, context: BotContext) -> None:

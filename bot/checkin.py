@@ -10,8 +10,9 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import checkin_flow as flow
 from bot import general
+from bot.alerting import deliver_notices, with_notices
 from bot.checkin_turn import Outcome
-from bot.deps import BotContext
+from bot.deps import BotContext, urgent
 from bot.keyboards import CheckinButton, parse_open
 from bot.replies import sender
 from models import outbox
@@ -34,14 +35,19 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
     if query is None or about is None:
         return
     visit_id, button = parse_open(query.data), CheckinButton.parse(query.data)
+    deps = context.deps
     if visit_id is not None:
-        outcome = await context.deps.db(lambda s: flow.press_open(s, about, visit_id))
+        outcome = await deps.db(lambda s: flow.press_open(s, about, visit_id))
+        notices: list[int] = []
     elif button is not None:
-        outcome = await context.deps.db(lambda s: flow.press_answer(s, about, button))
+        work = with_notices(deps, lambda s: flow.press_answer(s, about, button))
+        with urgent():  # the answer may raise an alert: it goes before others' bookkeeping
+            outcome, notices = await deps.db(work)
     else:
         await general.answer_stale_button(update, context)
         return
     await query.answer(outcome.notice)
+    await deliver_notices(context, notices)  # an alert's notice before the next question
     await _edit_pressed(query, outcome)
     await _deliver(context, outcome)
 
@@ -105,7 +111,11 @@ async def answer_text(update: Update, context: BotContext) -> None:
     if message is None or message.text is None or about is None:
         return
     text = message.text
-    outcome = await context.deps.db(lambda s: flow.typed_text(s, about, text))
+    with urgent():  # the answer may raise an alert: it goes before others' bookkeeping
+        outcome, notices = await context.deps.db(
+            with_notices(context.deps, lambda s: flow.typed_text(s, about, text))
+        )
+    await deliver_notices(context, notices)  # an alert's notice before the next question
     if not outcome.handled:
         await general.answer_anything_else(update, context)
         return

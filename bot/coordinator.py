@@ -173,8 +173,8 @@ async def list_open_alerts(update: Update, context: BotContext) -> None:
     if not _allowed(update, context):
         await _refuse(update)
         return
-    rows = await context.deps.db(lambda s: alert_rows(s, only_open=True))
-    view = [r.__dict__ | {"created": f"{r.created_at:%Y-%m-%d %H:%M}"} for r in rows[-50:]]
+    rows = await context.deps.db(lambda s: alert_rows(s, only_open=True, last=50))
+    view = [r.__dict__ | {"created": f"{r.created_at:%Y-%m-%d %H:%M}"} for r in rows]
     language = context.deps.settings.coordinator_language
     await _reply(update, context, render("coordinator_alerts", language, rows=view))
 
@@ -186,8 +186,8 @@ async def list_due_visits(update: Update, context: BotContext) -> None:
         return
     settings = context.deps.settings
     today = context.deps.now().astimezone(ZoneInfo(settings.timezone)).date()
-    rows = await context.deps.db(lambda s: visit_rows(s, today=today))
-    view = [r.__dict__ | {"due": r.due_date.isoformat()} for r in rows[:80]]
+    rows = await context.deps.db(lambda s: visit_rows(s, today=today, first=80))
+    view = [r.__dict__ | {"due": r.due_date.isoformat()} for r in rows]
     await _reply(update, context, render("coordinator_due", settings.coordinator_language,
                                          rows=view))  # fmt: skip
 

@@ -22,7 +22,7 @@ async def current_participant(update: Update, context: BotContext) -> Participan
     if user is None:
         return None
     user_id = user.id
-    return await context.deps.db(lambda s: participant_by_user(s, user_id))
+    return await context.deps.read(lambda s: participant_by_user(s, user_id))
 
 
 async def reply_neutral(update: Update) -> None:

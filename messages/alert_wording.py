@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, Protocol
 
 from messages.instruments import definition, texts
@@ -75,13 +76,29 @@ def notice_text(
     )  # fmt: skip
 
 
+_CHOICES = {"open": ("ack", "resolve", "answers"), "acknowledged": ("resolve", "answers")}
+_CODES = {"ack": ACK, "resolve": RESOLVE, "answers": ANSWERS}
+
+
 def alert_markup(alert: AlertLike, language: str) -> dict[str, Any]:
     """Acknowledge and Resolve while they still apply; Show answers always."""
-    choices = {"open": ("ack", "resolve", "answers"), "acknowledged": ("resolve", "answers")}
-    codes = {"ack": ACK, "resolve": RESOLVE, "answers": ANSWERS}
+    return _markup(alert.id, alert.status, language)
+
+
+def open_alert_markup(alert_id: int, language: str) -> dict[str, Any]:
+    """`alert_markup` of a new (open) alert, from its id alone."""
+    return _markup(alert_id, "open", language)
+
+
+def _markup(alert_id: int | None, status: str, language: str) -> dict[str, Any]:
     row = [
-        {"text": render("alert_button", language, choice=c),
-         "callback_data": f"al:v1:{codes[c]}:{alert.id}"}
-        for c in choices.get(alert.status, ("answers",))
-    ]  # fmt: skip
+        {"text": _button_text(language, c), "callback_data": f"al:v1:{_CODES[c]}:{alert_id}"}
+        for c in _CHOICES.get(status, ("answers",))
+    ]
     return {"inline_keyboard": [row]}
+
+
+@cache
+def _button_text(language: str, choice: str) -> str:
+    # Templates are files loaded once per process (messages.render), so a label never changes.
+    return render("alert_button", language, choice=choice)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from messages.alert_wording import alert_markup
+from messages.alert_wording import alert_markup, open_alert_markup
 from models import outbox
 from models.tables import Alert, AlertStatus
 
@@ -57,6 +59,51 @@ def raise_alert(
     else:
         log.warning("alert %s (%s) stored; no coordinator chat is configured", alert.id, kind)
     return alert
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """One of many alerts of the same tier and kind raised together (`raise_alerts`)."""
+
+    participant_id: int | None
+    visit_id: int | None
+    detail: str | None
+    notice: str
+
+
+def raise_alerts(
+    session: Session, *, tier: str, kind: str, now: dt.datetime, alerts: Sequence[NewAlert],
+    notify_chat_id: int | None, not_before: dt.datetime | None = None, language: str = "zh",
+) -> list[int]:  # fmt: skip
+    """`raise_alert` for many alerts at once: one INSERT for the alerts, one for the notices.
+
+    The same rows as `raise_alert` would write, one by one; returns the new alerts' ids.
+    """
+    if not alerts:
+        return []
+    notify = notify_chat_id is not None
+    rows = [
+        {"participant_id": a.participant_id, "visit_id": a.visit_id, "tier": tier, "kind": kind,
+         "status": AlertStatus.OPEN.value, "detail": a.detail, "created_at": now,
+         "notices": 1 if notify and a.notice else 0,
+         "notified_at": now if notify and a.notice else None}
+        for a in alerts
+    ]  # fmt: skip
+    statement = insert(Alert).returning(col(Alert.id), sort_by_parameter_order=True)
+    ids = [i for i in session.execute(statement, rows).scalars().all() if i is not None]
+    assert len(ids) == len(alerts)
+    if not notify:
+        log.warning("%d %s alerts stored; no coordinator chat is configured", len(ids), kind)
+        return ids
+    assert notify_chat_id is not None
+    outbox.enqueue_many(
+        session,
+        [{"purpose": f"alert:{alert_id}", "chat_id": notify_chat_id, "text": a.notice,
+          "not_before": not_before, "reply_markup": open_alert_markup(alert_id, language)}
+         for alert_id, a in zip(ids, alerts, strict=True) if a.notice],
+        now=now,
+    )  # fmt: skip
+    return ids
 
 
 def open_alerts(

@@ -38,7 +38,10 @@ class VisitRow:
     state: str  # due, overdue or missed
 
 
-def alert_rows(session: Session, *, only_open: bool = True) -> list[AlertRow]:
+def alert_rows(
+    session: Session, *, only_open: bool = True, last: int | None = None
+) -> list[AlertRow]:
+    """Alerts oldest first; with `last`, only the newest `last` of them (still oldest first)."""
     query = (
         select(Alert, Participant.study_id, Visit.number)
         .join(Participant, col(Participant.id) == col(Alert.participant_id), isouter=True)
@@ -46,17 +49,25 @@ def alert_rows(session: Session, *, only_open: bool = True) -> list[AlertRow]:
     )
     if only_open:
         query = query.where(col(Alert.status) != AlertStatus.RESOLVED)
-    rows = session.exec(query.order_by(col(Alert.id))).all()
+    if last is not None:
+        newest = session.exec(query.order_by(col(Alert.id).desc()).limit(last)).all()
+        rows = list(reversed(newest))
+    else:
+        rows = list(session.exec(query.order_by(col(Alert.id))).all())
     return [
         AlertRow(a.id or 0, a.tier, a.status, a.kind, study or "-", number, a.created_at)
         for a, study, number in rows
     ]
 
 
-def visit_rows(session: Session, *, today: dt.date) -> list[VisitRow]:
-    """Visits due within a week or open, overdue ones, and those missed in the last 30 days."""
+def visit_rows(session: Session, *, today: dt.date, first: int | None = None) -> list[VisitRow]:
+    """Visits due within a week or open, overdue ones, and those missed in the last 30 days.
+
+    By due date; with `first`, only the first `first` of them (the query stops there, so a
+    digest or /due does not load every visit due in a large cohort).
+    """
     query = (
-        select(Participant.study_id, Visit)
+        select(Participant.study_id, col(Visit.number), col(Visit.due_date), col(Visit.status))
         .join(Participant, col(Participant.id) == col(Visit.participant_id))
         .where(
             (col(Visit.status) == VisitStatus.OPEN)
@@ -65,17 +76,19 @@ def visit_rows(session: Session, *, today: dt.date) -> list[VisitRow]:
             | ((col(Visit.status) == VisitStatus.MISSED)
                & (col(Visit.window_closes_on) >= today - MISSED_BACK))
         )
-        .order_by(col(Visit.due_date), col(Participant.study_id))
+        .order_by(col(Visit.due_date), col(Participant.study_id), col(Visit.number))
     )  # fmt: skip
+    if first is not None:
+        query = query.limit(first)
     rows = []
-    for study_id, visit in session.exec(query).all():
-        if visit.status == VisitStatus.MISSED:
+    for study_id, number, due_date, status in session.exec(query).all():
+        if status == VisitStatus.MISSED:
             state = "missed"
-        elif visit.status == VisitStatus.OPEN and visit.due_date < today:
+        elif status == VisitStatus.OPEN and due_date < today:
             state = "overdue"
         else:
             state = "due"
-        rows.append(VisitRow(study_id, visit.number, visit.due_date, state))
+        rows.append(VisitRow(study_id, number, due_date, state))
     return rows
 
 

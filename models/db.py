@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # BEGIN IMMEDIATE takes the write lock up front. A deferred transaction that reads and
         # then writes can fail with SQLITE_BUSY_SNAPSHOT when another process wrote in between;
         # taking the lock first makes "read state, then change it" safe across processes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A `read_transaction` only reads: in WAL mode it needs no lock and waits for no writer.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -67,10 +72,94 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+READ_ONLY = "followup_read_only"
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads: one consistent snapshot, no write lock on SQLite.
+
+    Writing in it is a mistake: on SQLite the write could fail with SQLITE_BUSY_SNAPSHOT.
+    """
+    # Closing the session ends the transaction (the pool rolls the connection back) and, unlike
+    # a rollback, leaves the loaded objects readable.
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+
+
+URGENT: ContextVar[bool] = ContextVar("followup_urgent_write", default=False)
+"""Set while doing work a coordinator is waiting for (an alert and its notice): such write
+transactions take their turn before the others of this process (`_one_writer`)."""
+WRITER_WAIT = 30.0  # seconds, as SQLite's busy_timeout
+
+
+class _WriterTurns:
+    """A re-entrant lock whose urgent waiters go before the others."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent = 0
+
+    def acquire(self, *, urgent: bool, timeout: float) -> bool:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            self._urgent += urgent
+            try:
+                free = self._cond.wait_for(
+                    lambda: self._owner is None and (urgent or not self._urgent), timeout
+                )
+                if free:
+                    self._owner, self._depth = me, 1
+                return free
+            finally:
+                self._urgent -= urgent
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+                self._cond.notify_all()
+
+
+_writers: weakref.WeakKeyDictionary[Engine, _WriterTurns] = weakref.WeakKeyDictionary()
+_writers_guard = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    """On SQLite, let this process's write transactions take turns on a lock of their own.
+
+    SQLite allows one writer; the others wait in its busy handler, which sleeps and polls (up
+    to 100 ms between tries) and favours no one, so under a burst some transactions wait far
+    longer than the work ahead of them. Queueing on a Python lock first wakes the next one as
+    soon as the last commits, urgent ones (`URGENT`) first. Other processes still meet SQLite's
+    own lock and busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _writers_guard:
+        turns = _writers.setdefault(engine, _WriterTurns())
+    # If the turn does not come, SQLite's busy timeout decides as before.
+    acquired = turns.acquire(urgent=URGENT.get(), timeout=WRITER_WAIT)
+    try:
+        yield
+    finally:
+        if acquired:
+            turns.release()
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error. The only place that commits."""
-    with Session(engine, expire_on_commit=False) as session:
+    with _one_writer(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

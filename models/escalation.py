@@ -65,13 +65,28 @@ def raise_escalation(
                "rules": rules.name, "reasons": [h.key for h in hits]},
     )  # fmt: skip
     log.info("alert %s raised: %s %s for %s", alert.id, tier, kind, participant.study_id)
+    session.info.setdefault(_RAISED, []).append(alert.id)
     event.listen(session, "after_commit", _count_raised, once=True)
     return alert
 
 
+_RAISED, _NOTICED = "escalation.raised", "escalation.noticed"
+
+
+def raised_in(session: Session) -> list[int]:
+    """The ids of the alerts this transaction raised so far."""
+    return list(session.info.get(_RAISED, []))
+
+
+def noticed_in(session: Session) -> None:
+    """Say this transaction also queued the notices of the alerts it raised (no hint needed)."""
+    session.info[_NOTICED] = True
+
+
 def _count_raised(session: Session) -> None:
     global _raised
-    _raised += 1
+    if not session.info.get(_NOTICED):
+        _raised += 1
 
 
 def raised_count() -> int:

@@ -52,6 +52,36 @@ def enqueue(
     return session.execute(statement).scalar_one_or_none()
 
 
+def enqueue_many(session: Session, rows: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
+    """`enqueue` for many messages in one statement; a purpose that exists is skipped.
+
+    Each row has `purpose`, `chat_id`, `text` and optionally `participant_id`, `reply_markup`
+    and `not_before`, as `enqueue` takes them.
+    """
+    if not rows:
+        return
+    values = [
+        {
+            "purpose": row["purpose"],
+            "chat_id": row["chat_id"],
+            "participant_id": row.get("participant_id"),
+            "text": row["text"],
+            "reply_markup": json.dumps(row["reply_markup"], ensure_ascii=False)
+            if row.get("reply_markup")
+            else None,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": row.get("not_before") or now,
+        }
+        for row in rows
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["purpose"])
+    session.execute(statement, values)
+
+
 SEND_LEASE = dt.timedelta(minutes=2)
 _CLAIMABLE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
 
@@ -78,7 +108,10 @@ def claim(
         query = query.where(col(OutboxMessage.id).not_in(list(in_hand)))
     if ids is not None:
         query = query.where(col(OutboxMessage.id).in_(ids))
-    candidates = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit)).all()
+    # Coordinator-chat rows (alert notices, which have no participant) jump the queue: a RED
+    # notice must not wait behind a fan-out of prompts. Then oldest first.
+    first = col(OutboxMessage.participant_id).is_not(None)
+    candidates = session.exec(query.order_by(first, col(OutboxMessage.id)).limit(limit)).all()
     claimed = []
     for message in candidates:
         if message.participant_id is not None:

@@ -136,6 +136,9 @@ class Visit(SQLModel, table=True):
         UniqueConstraint("participant_id", "number", name="uq_visit_number"),
         # The dispatch pass's query: active visits whose next stage is due (a range per status).
         Index("ix_visit_status_next_action_at", "status", "next_action_at"),
+        # The digest's and /due's query: planned visits due soon, missed ones closed lately.
+        Index("ix_visit_status_due_date", "status", "due_date"),
+        Index("ix_visit_status_window_closes_on", "status", "window_closes_on"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

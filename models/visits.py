@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from models import audit
@@ -127,6 +127,47 @@ def advance(
         .execution_options(synchronize_session=False)
     )
     return bool(changed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+class ConcurrentChange(Exception):
+    """A visit locked for this transaction changed under it: the batch is rolled back."""
+
+
+def advance_many(session: Session, moves: Sequence[tuple[Visit, str, dt.datetime | None,
+                                                         str | None]]) -> None:  # fmt: skip
+    """`advance` for many visits in one statement: (visit, stage, at, status) each.
+
+    The caller has read the visits in this transaction (`due_visits`: locked on PostgreSQL,
+    under SQLite's immediate write lock), so the guard cannot fail; should it anyway, this
+    raises and the caller's transaction, with every outbox row it wrote, rolls back.
+    """
+    if not moves:
+        return
+    table = Visit.__table__  # type: ignore[attr-defined]
+    statement = (
+        table.update()
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.stage == bindparam("b_stage"),
+            table.c.next_action_at == bindparam("b_at"),
+            # `in_` expands at execution, which executemany cannot; the same test, spelt out.
+            or_(*(table.c.status == literal(s) for s in ACTIVE_STATUSES)),
+        )
+        .values(
+            stage=bindparam("new_stage"),
+            next_action_at=bindparam("new_at"),
+            status=func.coalesce(bindparam("new_status", type_=table.c.status.type),
+                                 table.c.status),
+        )
+    )  # fmt: skip
+    params = [
+        {"b_id": visit.id, "b_stage": visit.stage, "b_at": visit.next_action_at,
+         "new_stage": stage, "new_at": at, "new_status": status}
+        for visit, stage, at, status in moves
+    ]  # fmt: skip
+    changed = session.connection().execute(statement, params)
+    if changed.rowcount != len(moves):
+        raise ConcurrentChange(f"{changed.rowcount} of {len(moves)} visits advanced")
 
 
 def cancel_remaining(session: Session, participant_id: int) -> int:

@@ -127,40 +127,50 @@ def _cancel(session: Session, visit: Visit) -> None:
 
 def dispatch_batch(session: Session, *, settings: Settings, rules: ScheduleRules,
                    now: dt.datetime, report: PassReport, limit: int = BATCH) -> bool:  # fmt: skip
-    """Act on the visits due as of `now`; True if there may be more."""
+    """Act on the visits due as of `now`; True if there may be more.
+
+    Decided one by one (pure), written together: one guarded UPDATE for the visits' stages,
+    one INSERT for the prompts and reminders, one each for the missed visits' alerts and their
+    notices, all in this transaction. Texts are rendered once per language and wording.
+    """
     batch = visits.due_visits(session, now=now, limit=limit)
+    texts = _Texts(settings)
+    moves: list[tuple[Visit, str, dt.datetime | None, str | None]] = []
+    messages: list[dict[str, Any]] = []
+    missed: list[alerts.NewAlert] = []
     for visit, participant in batch:
-        _act(session, visit, participant, settings=settings, rules=rules, now=now, report=report)
-    return len(batch) == limit
-
-
-def _act(session: Session, visit: Visit, participant: Participant, *, settings: Settings,
-         rules: ScheduleRules, now: dt.datetime, report: PassReport) -> None:  # fmt: skip
-    assert participant.id is not None and visit.id is not None
-    decision = decide(
-        stage=visit.stage, due_date=visit.due_date, zone=ZoneInfo(participant.timezone),
-        rules=rules, now=now, participant_status=participant.status,
-        may_message=may_message(participant),
+        assert participant.id is not None and visit.id is not None
+        decision = decide(
+            stage=visit.stage, due_date=visit.due_date, zone=ZoneInfo(participant.timezone),
+            rules=rules, now=now, participant_status=participant.status,
+            may_message=may_message(participant),
+        )  # fmt: skip
+        study_id = participant.study_id
+        if decision.cancelled:
+            report.cancelled += visits.cancel_remaining(session, participant.id)
+            report.note(study_id, visit.number, "cancelled")
+            continue
+        stage, at = (decision.stage, decision.at) if not decision.missed else ("done", None)
+        moves.append((visit, stage, at, decision.status))
+        if decision.missed:
+            missed.append(texts.missed(visit, participant))
+            report.missed += 1
+            report.note(study_id, visit.number, "missed")
+        elif decision.send is not None:
+            messages.append(texts.visit_message(visit, participant, decision.send))
+            report.sent[decision.send] = report.sent.get(decision.send, 0) + 1
+            report.note(study_id, visit.number, decision.send)
+        elif decision.stage == visit.stage:
+            report.held += 1
+    visits.advance_many(session, moves)
+    outbox.enqueue_many(session, messages, now=now)
+    alerts.raise_alerts(
+        session, tier=AlertTier.ADMIN, kind="visit_missed", now=now, alerts=missed,
+        notify_chat_id=settings.coordinator_chat_id, language=settings.coordinator_language,
+        # A window closes at midnight; the coordinators hear of it after their quiet hours.
+        not_before=after_quiet_hours(now, ZoneInfo(settings.timezone), settings.quiet_window()),
     )  # fmt: skip
-    study_id = participant.study_id
-    if decision.cancelled:
-        report.cancelled += visits.cancel_remaining(session, participant.id)
-        report.note(study_id, visit.number, "cancelled")
-        return
-    stage_at = (decision.stage, decision.at) if not decision.missed else ("done", None)
-    if not visits.advance(session, visit, stage=stage_at[0], at=stage_at[1],
-                          status=decision.status):  # fmt: skip
-        return  # another pass got there first
-    if decision.missed:
-        _hand_over_missed(session, visit, participant, settings=settings, now=now)
-        report.missed += 1
-        report.note(study_id, visit.number, "missed")
-    elif decision.send is not None:
-        _enqueue_visit_message(session, visit, participant, decision.send, now=now)
-        report.sent[decision.send] = report.sent.get(decision.send, 0) + 1
-        report.note(study_id, visit.number, decision.send)
-    elif decision.stage == visit.stage:
-        report.held += 1
+    return len(batch) == limit
 
 
 def months_since_enrolment(participant: Participant, due: dt.date) -> int:
@@ -174,37 +184,49 @@ def checkin_button(visit_id: int, language: str) -> dict[str, Any]:
     return {"inline_keyboard": [[{"text": label, "callback_data": f"checkin:open:{visit_id}"}]]}
 
 
-def _enqueue_visit_message(session: Session, visit: Visit, participant: Participant, stage: str,
-                           *, now: dt.datetime) -> None:  # fmt: skip
-    assert participant.telegram_chat_id is not None and visit.id is not None
-    months = months_since_enrolment(participant, visit.due_date)
-    template = "prompt" if stage == PROMPT else "reminder"
-    outbox.enqueue(
-        session,
-        purpose=f"{stage}:{participant.study_id}:{visit.number}",
-        chat_id=participant.telegram_chat_id,
-        participant_id=participant.id,
-        text=render(template, participant.language, months=months),
-        reply_markup=checkin_button(visit.id, participant.language),
-        now=now,
-    )
+class _Texts:
+    """One batch's texts: each distinct (template, language, values) is rendered once."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rendered: dict[tuple[str, str, int], str] = {}
+        self._labels: dict[str, str] = {}
 
-def _hand_over_missed(session: Session, visit: Visit, participant: Participant, *,
-                      settings: Settings, now: dt.datetime) -> None:  # fmt: skip
-    notice = render(
-        "alert_visit_missed", settings.coordinator_language, study_id=participant.study_id,
-        number=visit.number, due=visit.due_date.isoformat(),
-    )  # fmt: skip
-    alerts.raise_alert(
-        session, tier=AlertTier.ADMIN, kind="visit_missed", now=now,
-        participant_id=participant.id, visit_id=visit.id,
-        detail=f"visit {visit.number} window closed unanswered",
-        notify_chat_id=settings.coordinator_chat_id, notice=notice,
-        language=settings.coordinator_language,
-        # A window closes at midnight; the coordinators hear of it after their quiet hours.
-        not_before=after_quiet_hours(now, ZoneInfo(settings.timezone), settings.quiet_window()),
-    )  # fmt: skip
+    def _render(self, template: str, language: str, months: int) -> str:
+        key = (template, language, months)
+        if key not in self._rendered:
+            self._rendered[key] = render(template, language, months=months)
+        return self._rendered[key]
+
+    def _button(self, visit_id: int, language: str) -> dict[str, Any]:
+        if language not in self._labels:
+            self._labels[language] = render("checkin_button", language)
+        data = f"checkin:open:{visit_id}"
+        return {"inline_keyboard": [[{"text": self._labels[language], "callback_data": data}]]}
+
+    def visit_message(self, visit: Visit, participant: Participant, stage: str) -> dict[str, Any]:
+        """The outbox row of a prompt or reminder (`outbox.enqueue_many`)."""
+        assert participant.telegram_chat_id is not None and visit.id is not None
+        months = months_since_enrolment(participant, visit.due_date)
+        template = "prompt" if stage == PROMPT else "reminder"
+        return {
+            "purpose": f"{stage}:{participant.study_id}:{visit.number}",
+            "chat_id": participant.telegram_chat_id,
+            "participant_id": participant.id,
+            "text": self._render(template, participant.language, months),
+            "reply_markup": self._button(visit.id, participant.language),
+        }
+
+    def missed(self, visit: Visit, participant: Participant) -> alerts.NewAlert:
+        """The ADMIN alert of a missed visit, with its notice to the coordinators."""
+        notice = render(
+            "alert_visit_missed", self.settings.coordinator_language,
+            study_id=participant.study_id, number=visit.number, due=visit.due_date.isoformat(),
+        )  # fmt: skip
+        return alerts.NewAlert(
+            participant_id=participant.id, visit_id=visit.id,
+            detail=f"visit {visit.number} window closed unanswered", notice=notice,
+        )  # fmt: skip
 
 
 class _DryRun(Exception):

@@ -45,9 +45,9 @@ def digest_step(session: Session, *, settings: Settings, now: dt.datetime) -> bo
     purpose = digest_purpose(local.date())
     if session.exec(select(OutboxMessage.id).where(OutboxMessage.purpose == purpose)).first():
         return False
-    alerts = [r.__dict__ for r in alert_rows(session, only_open=True)][-40:]
+    alerts = [r.__dict__ for r in alert_rows(session, only_open=True, last=40)]
     visits = [r.__dict__ | {"due": r.due_date.isoformat()}
-              for r in visit_rows(session, today=local.date())][:60]  # fmt: skip
+              for r in visit_rows(session, today=local.date(), first=60)]  # fmt: skip
     text = render("alert_digest", settings.coordinator_language, day=local.date().isoformat(),
                   alerts=alerts, visits=visits)  # fmt: skip
     outbox.enqueue(session, purpose=purpose, chat_id=chat_id, text=text, now=now)

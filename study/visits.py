@@ -11,6 +11,7 @@ import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 PROMPT = "prompt"
@@ -145,10 +146,17 @@ def local_instant(day: dt.date, hour: int, zone: ZoneInfo) -> dt.datetime:
 
 def stage_offsets(rules: ScheduleRules) -> list[tuple[str, int]]:
     """Each stage and its day offset from the due date, in order."""
+    return list(_stage_offsets(rules))
+
+
+@cache
+def _stage_offsets(rules: ScheduleRules) -> tuple[tuple[str, int], ...]:
     reminders = [(f"reminder{i}", d) for i, d in enumerate(rules.reminder_days, start=1)]
-    return [(PROMPT, 0), *reminders, (CLOSE, rules.window_days)]
+    return ((PROMPT, 0), *reminders, (CLOSE, rules.window_days))
 
 
+# A pass decides thousands of visits that share a handful of due dates, zones and stages.
+@lru_cache(maxsize=4096)
 def stage_instant(
     stage: str, due_date: dt.date, zone: ZoneInfo, rules: ScheduleRules
 ) -> dt.datetime:
@@ -158,10 +166,11 @@ def stage_instant(
     """
     if stage == CLOSE:
         return window_closes_at(due_date, zone, rules)
-    offset = dict(stage_offsets(rules))[stage]
+    offset = dict(_stage_offsets(rules))[stage]
     return local_instant(due_date + dt.timedelta(days=offset), rules.send_hour, zone)
 
 
+@lru_cache(maxsize=4096)
 def window_closes_at(due_date: dt.date, zone: ZoneInfo, rules: ScheduleRules) -> dt.datetime:
     """The end of the window: midnight, local, after the whole of `window_closes_on`.
 
