@@ -31,8 +31,9 @@ pytest: $(BIN)/followup
 chaos: $(BIN)/followup
 	$(BIN)/pytest -q -p no:cacheprovider -m chaos -s
 
+# make bench BENCH="--only conversation --write": one figure, recorded in docs/benchmarks.md.
 bench: $(BIN)/followup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # make migration m="what changed": autogenerate a revision against a scratch database at head.
 migration: $(BIN)/followup
