@@ -21,6 +21,7 @@ from bench.report import (
 )
 from bench.runs import alternate
 from bench.setup import settings_for
+from bot.app import build_application
 from bot.deps import Deps
 from bot.durable import DurableBot
 from models.db import make_engine
@@ -57,6 +58,8 @@ def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:
     deps = Deps(settings=settings, engine=make_engine(settings.database_url))
     real = DurableBot(deps, "1:token")
     assert wire_settings(echo_bot(settings, "1:token")) == wire_settings(real)
+    processor = build_application(deps, token="1:token").update_processor
+    assert processor.max_concurrent_updates == conversation.CONCURRENCY
     deps.engine.dispose()
 
 
