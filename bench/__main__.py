@@ -41,10 +41,13 @@ class Sizes:
     unlimited: int  # prompts, limits off
     restart: tuple[int, int]  # overdue, future prompts
     parity_dispatch: tuple[int, ...]  # participants; 100,000 is left to `dispatch`
+    alerts: int  # RED answers at once
 
 
-FULL = Sizes(10_000, (1_000, 10_000, 100_000), (50, 6), 2_000, (1_000, 100_000), (1_000, 10_000))
-SMOKE = Sizes(60, (100, 1_000), (3, 2), 10, (5, 200), (100,))
+FULL = Sizes(
+    10_000, (1_000, 10_000, 100_000), (50, 6), 2_000, (1_000, 100_000), (1_000, 10_000), 50
+)
+SMOKE = Sizes(60, (100, 1_000), (3, 2), 10, (5, 200), (100,), 3)
 
 
 def machine() -> str:
@@ -100,7 +103,7 @@ def run_one(name: str, size: Sizes, runs: int, send_rate: float) -> tuple[Rows, 
         for n in size.dispatch:
             rows += dispatch_rows(dispatch.measure(n), baseline=rows)
         return rows, 1
-    many, one = asyncio.run(alert_latency.measure_both(50))
+    many, one = asyncio.run(alert_latency.measure_both(size.alerts))
     return alert_latency.latency_rows(many, one), 1
 
 

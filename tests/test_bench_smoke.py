@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from bench import conversation, dispatch, docs, fanout, restart, unlimited
+from bench import alert_latency, conversation, dispatch, docs, fanout, restart, unlimited
 from bench.backends import sqlite_url
 from bench.echo import echo_bot, wire_settings
 from bench.report import (
@@ -75,6 +75,12 @@ async def test_restart_benchmark_sends_every_overdue_prompt() -> None:
     assert empty.overdue == 1 and full.overdue == 5 and full.too_many_requests == 0
     assert 0 < full.first_seconds <= full.all_seconds
     assert len(restart_rows(restart.summary(paired), overdue=5, future=200)) == 2
+
+
+async def test_alert_benchmark_notifies_the_coordinator_of_every_red_answer() -> None:
+    many, one = await alert_latency.measure_both(3)
+    assert many.participants == 3 and one.participants == 1
+    assert len(alert_latency.latency_rows(many, one)) == 2
 
 
 async def test_alternate_takes_baseline_and_subject_in_turn() -> None:
