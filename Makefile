@@ -34,8 +34,9 @@ chaos: $(BIN)/followup
 	FOLLOWUP_CHAOS_PARTICIPANTS=$(CHAOS_PARTICIPANTS) FOLLOWUP_CHAOS_KILLS=$(CHAOS_KILLS) \
 		$(BIN)/pytest -q -p no:cacheprovider -m chaos -s
 
+# make bench BENCH="--only conversation --write": one figure, recorded in docs/benchmarks.md.
 bench: $(BIN)/followup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # make migration m="what changed": autogenerate a revision against a scratch database at head.
 migration: $(BIN)/followup

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.setup import add_participants, scratch
+from models.db import make_engine
 from scheduler.dispatch import dispatch_pass
 
 FIRST_ENROLMENT = dt.date(2025, 10, 1)
@@ -53,9 +54,14 @@ def _peak(run: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def measure(participants: int) -> PassFigures:
+def measure(participants: int, *, database_url: str | None = None) -> PassFigures:
+    """`database_url`: an empty, migrated database to use instead of a scratch SQLite file."""
     with tempfile.TemporaryDirectory(prefix="followup-bench-") as workdir:
         engine, settings = scratch(Path(workdir), coordinator_chat_id=-1000)
+        if database_url is not None:
+            engine.dispose()
+            settings = settings.model_copy(update={"database_url": database_url})
+            engine = make_engine(database_url)
         days = [FIRST_ENROLMENT + dt.timedelta(days=n % 365) for n in range(participants)]
         add_participants(engine, days, now=SEND_HOUR - dt.timedelta(days=2))
         # Plan everyone and catch up on the day before, so the measured passes are steady state.

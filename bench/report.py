@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from bench.dispatch import PassFigures
 from bench.fanout import FanoutFigures
-
-HEADER = ["measure", "goal", "figure", "baseline", "ratio"]
 
 
 def fanout_rows(f: FanoutFigures) -> list[list[str]]:
@@ -41,20 +37,40 @@ def dispatch_rows(f: PassFigures, *, baseline: list[list[str]]) -> list[list[str
     ]  # fmt: skip
 
 
-def render(rows: list[list[str]], *, machine: str, date: dt.datetime, command: str) -> str:
-    lines = [
-        "# Benchmarks",
-        "",
-        "Figures from `bench/` (`make bench`). They are measurements, not tests: nothing asserts",
-        "a timing. Each is reported against a baseline measured in the same run.",
-        "",
-        f"- machine: {machine}",
-        f"- date: {date:%Y-%m-%d %H:%M} UTC",
-        f"- command: `{command}`",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-        *("| " + " | ".join(row) + " |" for row in rows),
-        "",
-    ]
-    return "\n".join(lines)
+def conversation_rows(
+    s: dict[str, float], *, participants: int, answers: int, limiter: str
+) -> list[list[str]]:
+    """Rows for figure 1 from conversation.summary, against the bare echo bot."""
+    what = f"conversation, {participants} participants × {answers} answers, limiter {limiter}"
+    return [
+        [f"{what}: throughput", "≥ 0.8× echo", f"{s['rate']:.1f} answers/s",
+         f"{s['echo_rate']:.1f} answers/s (bare echo bot)", f"{s['ratio']:.2f}×"],
+        [f"{what}: p50 latency", "—", f"{s['p50']:.0f} ms", f"{s['echo_p50']:.0f} ms",
+         f"{s['p50'] / s['echo_p50']:.2f}×"],
+        [f"{what}: p99 latency", "—", f"{s['p99']:.0f} ms", f"{s['echo_p99']:.0f} ms",
+         f"{s['p99'] / s['echo_p99']:.2f}×"],
+    ]  # fmt: skip
+
+
+def unlimited_rows(s: dict[str, float], *, prompts: int) -> list[list[str]]:
+    """Rows for figure 2 with the limits off, against a bare send_message loop."""
+    return [
+        [f"fan-out of {prompts:,} due prompts, limits off: dispatch rate", "≥ 0.8× bare loop",
+         f"{s['rate']:.0f} msg/s (bot/sender.py)",
+         f"{s['bare_rate']:.0f} msg/s (bare `send_message` loop)", f"{s['ratio']:.2f}×"],
+    ]  # fmt: skip
+
+
+def restart_rows(s: dict[str, float], *, overdue: int, future: int) -> list[list[str]]:
+    """Rows for figure 4, against a start on an empty database."""
+    limit = overdue / 30
+    return [
+        [f"restart with {future:,} future and {overdue:,} overdue prompts: "
+         "start to the first overdue prompt sent", "within 5 s of the baseline",
+         f"{s['first']:.2f} s", f"{s['empty_first']:.2f} s (empty database, one prompt due)",
+         f"{s['delay']:+.2f} s"],
+        [f"restart: start to all {overdue:,} overdue prompts sent",
+         f"≤ {overdue:,}/30 s + 10 s = {limit + 10:.1f} s",
+         f"{s['all']:.1f} s, {s['too_many']:.0f} 429s",
+         f"{limit:.1f} s ({overdue:,} at Telegram's 30/s)", f"{s['all'] / limit:.2f}×"],
+    ]  # fmt: skip

@@ -1,11 +1,34 @@
-"""The benchmarks run at a tiny size (a benchmark, not a timed test: nothing asserts timings)."""
+"""Every benchmark runs at a tiny size (a benchmark, not a timed test: nothing asserts timings).
+
+PostgreSQL parity (bench/parity.py) is left to `python -m bench --smoke --only parity`: the
+PostgreSQL suite already runs every database test on a throwaway cluster.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
-from bench import dispatch, fanout
-from bench.report import dispatch_rows, fanout_rows, render
+from bench import alert_latency, conversation, dispatch, docs, fanout, restart, unlimited
+from bench.backends import sqlite_url
+from bench.echo import echo_bot, wire_settings
+from bench.report import (
+    conversation_rows,
+    dispatch_rows,
+    fanout_rows,
+    restart_rows,
+    unlimited_rows,
+)
+from bench.runs import alternate
+from bench.setup import settings_for
+from bot.app import build_application
+from bot.deps import Deps
+from bot.durable import DurableBot
+from models.db import make_engine
+
+
+def section(rows: list[list[str]]) -> str:
+    return docs.table(rows, machine="test", date=dt.datetime.now(dt.UTC), command="x", runs=1)
 
 
 async def test_fanout_benchmark_delivers_every_prompt() -> None:
@@ -17,6 +40,65 @@ async def test_fanout_benchmark_delivers_every_prompt() -> None:
 def test_dispatch_benchmark_measures_both_passes() -> None:
     figures = dispatch.measure(60)
     assert figures.visits > 60 and figures.busy_messages >= 0
-    rows = dispatch_rows(figures, baseline=[])
-    text = render(rows, machine="test", date=dt.datetime.now(dt.UTC), command="x")
-    assert "idle pass, 60 participants" in text
+    assert "idle pass, 60 participants" in section(dispatch_rows(figures, baseline=[]))
+
+
+async def test_conversation_benchmark_gets_a_reply_to_every_answer(tmp_path: Path) -> None:
+    paired = await conversation.measure(3, 2, lambda: sqlite_url(tmp_path), runs=1)
+    assert [f.answers for f in paired.baseline + paired.subject] == [6, 6]
+    rows = conversation_rows(conversation.summary(paired), participants=3, answers=2,
+                             limiter="test")  # fmt: skip
+    assert len(rows) == 3 and "throughput" in section(rows)
+
+
+def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:
+    settings = settings_for(
+        f"sqlite:///{tmp_path}/x.db", telegram_api_url="http://127.0.0.1:1/bot"
+    )
+    deps = Deps(settings=settings, engine=make_engine(settings.database_url))
+    real = DurableBot(deps, "1:token")
+    assert wire_settings(echo_bot(settings, "1:token")) == wire_settings(real)
+    processor = build_application(deps, token="1:token").update_processor
+    assert processor.max_concurrent_updates == conversation.CONCURRENCY
+    deps.engine.dispose()
+
+
+async def test_fanout_with_limits_off_delivers_every_prompt_on_both_sides() -> None:
+    paired = await unlimited.measure(10, runs=1)
+    assert [f.messages for f in paired.baseline + paired.subject] == [10, 10]
+    assert len(unlimited_rows(unlimited.summary(paired), prompts=10)) == 1
+
+
+async def test_restart_benchmark_sends_every_overdue_prompt() -> None:
+    paired = await restart.measure(5, 200, runs=1)
+    (empty,), (full,) = paired.baseline, paired.subject
+    assert empty.overdue == 1 and full.overdue == 5 and full.too_many_requests == 0
+    assert 0 < full.first_seconds <= full.all_seconds
+    assert len(restart_rows(restart.summary(paired), overdue=5, future=200)) == 2
+
+
+async def test_alert_benchmark_notifies_the_coordinator_of_every_red_answer() -> None:
+    many, one = await alert_latency.measure_both(3)
+    assert many.participants == 3 and one.participants == 1
+    assert len(alert_latency.latency_rows(many, one)) == 2
+
+
+async def test_alternate_takes_baseline_and_subject_in_turn() -> None:
+    order: list[str] = []
+
+    async def take(name: str) -> str:
+        order.append(name)
+        return name
+
+    paired = await alternate(lambda: take("b"), lambda: take("s"), runs=3)
+    assert order == ["b", "s"] * 3 and paired.runs == 3
+
+
+def test_writing_a_section_keeps_the_prose_and_the_other_sections() -> None:
+    text = (
+        "# Benchmarks\n\nWhy.\n\n<!-- bench:restart -->\nold\n<!-- /bench:restart -->\n\nMore.\n"
+    )
+    updated = docs.update(text, {"restart": "new", "unlimited": "added"})
+    assert "Why." in updated and "More." in updated and "old" not in updated
+    assert "<!-- bench:restart -->\nnew\n<!-- /bench:restart -->" in updated
+    assert updated.rstrip().endswith("<!-- bench:unlimited -->\nadded\n<!-- /bench:unlimited -->")

@@ -1,0 +1,167 @@
+"""Conversation throughput: participants answering check-in questions at once, end to end.
+
+Each participant sits at the dyspnoea question of an open check-in and answers `answers`
+questions in a row through the sandbox's user side: press "0", wait for the next question, press
+its "0". The real bot stores each answer and queues the next question in one transaction, then
+delivers it through the outbox. The baseline is bench/echo.py's bare python-telegram-bot, which
+makes the same three Bot API calls per press. One answer's latency runs from the press reaching
+the sandbox to the sandbox recording the next question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bench.echo import echo_running
+from bench.runs import Paired, alternate, median, percentile
+from bench.setup import SCALE_ITEMS, add_participants, open_checkins, settings_for
+from bot.deps import Deps
+from bot.runtime import running
+from models.db import make_engine
+from sandbox import Sandbox
+from sandbox.state import BotMessage, SandboxUser
+from scheduler.clock import FrozenClock
+
+NOW = dt.datetime(2026, 4, 15, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
+ENROLLED = dt.date(2026, 1, 15)
+POLL_TIMEOUT = 1.0  # the same long poll for both bots
+CONCURRENCY = 64  # bot/app.py's PerChatUpdateProcessor(64); the echo bot gets the same
+WAIT = 300.0  # seconds for one reply before the run is declared broken
+
+
+@dataclass
+class ConversationFigures:
+    participants: int
+    answers: int  # replies received
+    seconds: float  # first press to last reply
+    latencies_ms: list[float] = field(repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.answers / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies_ms, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies_ms, 99)
+
+
+class Chats:
+    """Hands every message the bot sends to a queue per chat, for the participant waiting there."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.seen = len(sandbox.state.sent)
+        self.inbox: collections.defaultdict[int, asyncio.Queue[BotMessage]] = (
+            collections.defaultdict(asyncio.Queue)
+        )
+
+    async def watch(self) -> None:
+        sent = self.sandbox.state.sent
+        while True:
+            await self.sandbox.wait_until(lambda: len(sent) > self.seen, timeout=WAIT)
+            for message in sent[self.seen :]:
+                self.inbox[message.chat_id].put_nowait(message)
+            self.seen = len(sent)
+
+
+def zero_button(message: BotMessage) -> str:
+    """The callback data of the message's "0" answer."""
+    return next(data for _, data in message.buttons if data.rsplit(":", 1)[-1] == "0")
+
+
+async def converse(
+    sandbox: Sandbox, users: Sequence[SandboxUser], first_presses: Sequence[str], answers: int
+) -> ConversationFigures:
+    """Every user answers `answers` questions in a row, all users at once."""
+    chats = Chats(sandbox)
+    latencies: list[float] = []
+    shown = [sandbox.new_bot_message(u.id, "<b>Question?</b>", None) for u in users]
+    chats.seen = len(sandbox.state.sent)
+
+    async def answer_all(n: int) -> None:
+        message, data = shown[n], first_presses[n]
+        for _ in range(answers):
+            pressed = time.monotonic()
+            await sandbox.press(users[n], message, data)
+            message = await asyncio.wait_for(chats.inbox[users[n].id].get(), WAIT)
+            latencies.append((message.sent_at - pressed) * 1000)
+            data = zero_button(message)
+
+    watcher = asyncio.create_task(chats.watch())
+    start = time.monotonic()
+    try:
+        await asyncio.gather(*(answer_all(n) for n in range(len(users))))
+    finally:
+        watcher.cancel()
+    seconds = time.monotonic() - start
+    return ConversationFigures(len(users), len(latencies), seconds, latencies)
+
+
+async def measure_bot(
+    participants: int, answers: int, database_url: str, *, send_rate: float = 29.0
+) -> ConversationFigures:
+    """The real bot on `database_url` (empty and migrated), with its settings as shipped."""
+    async with Sandbox() as sandbox:
+        users = [sandbox.add_user() for _ in range(participants)]
+        settings = settings_for(database_url, telegram_api_url=sandbox.api_url,
+                                telegram_token=sandbox.token)  # fmt: skip
+        settings = settings.model_copy(update={"send_rate": send_rate})  # may exceed 30: off
+        engine = make_engine(database_url)
+        add_participants(engine, [ENROLLED] * participants, chat_ids=[u.id for u in users],
+                         now=NOW)  # fmt: skip
+        checkins = open_checkins(engine, [f"B{n:06d}" for n in range(participants)], NOW)
+        deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+        try:
+            async with running(deps, token=sandbox.token, poll_timeout=POLL_TIMEOUT,
+                               with_scheduler=False):  # fmt: skip
+                return await converse(sandbox, users, [f"ci:{c}:1:0" for c in checkins], answers)
+        finally:
+            engine.dispose()
+
+
+async def measure_echo(
+    participants: int, answers: int, *, send_rate: float = 29.0
+) -> ConversationFigures:
+    """The bare python-telegram-bot echo bot on the same sandbox and wire settings."""
+    async with Sandbox() as sandbox:
+        users = [sandbox.add_user() for _ in range(participants)]
+        settings = settings_for("sqlite://", telegram_api_url=sandbox.api_url,
+                                telegram_token=sandbox.token)  # fmt: skip
+        settings = settings.model_copy(update={"send_rate": send_rate})
+        async with echo_running(settings, token=sandbox.token, poll_timeout=POLL_TIMEOUT,
+                                concurrency=CONCURRENCY):  # fmt: skip
+            return await converse(sandbox, users, ["e:0:0"] * participants, answers)
+
+
+async def measure(
+    participants: int, answers: int, fresh_database: Callable[[], str], *, runs: int,
+    send_rate: float = 29.0,
+) -> Paired[ConversationFigures, ConversationFigures]:  # fmt: skip
+    """Echo bot and real bot in alternation, `runs` times; each bot run on a fresh database."""
+    assert answers <= SCALE_ITEMS, "the no-alert path has this many questions in a row"
+    return await alternate(
+        lambda: measure_echo(participants, answers, send_rate=send_rate),
+        lambda: measure_bot(participants, answers, fresh_database(), send_rate=send_rate),
+        runs,
+    )
+
+
+def summary(paired: Paired[ConversationFigures, ConversationFigures]) -> dict[str, float]:
+    """Medians over the runs: answers/s, p50 and p99 of both sides, and the throughput ratio."""
+    bot, echo = paired.subject, paired.baseline
+    figures = {
+        "rate": median(bot, lambda f: f.rate), "echo_rate": median(echo, lambda f: f.rate),
+        "p50": median(bot, lambda f: f.p50_ms), "echo_p50": median(echo, lambda f: f.p50_ms),
+        "p99": median(bot, lambda f: f.p99_ms), "echo_p99": median(echo, lambda f: f.p99_ms),
+    }  # fmt: skip
+    figures["ratio"] = figures["rate"] / figures["echo_rate"]
+    return figures

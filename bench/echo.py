@@ -1,0 +1,98 @@
+"""The baseline: a bare python-telegram-bot that echoes a button press, on the same wire settings.
+
+It makes the same Bot API calls per press as the real bot's check-in answer (answer the callback,
+edit the pressed message, send the next question with its buttons) and nothing else: no
+database, no inbox, no outbox. Its Bot is configured like bot/durable.py's (connection pools,
+rate limiter) and polls with the same timeout, so the ratio measures what the project adds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ExtBot,
+)
+from telegram.request import HTTPXRequest
+
+from followup.settings import Settings
+
+EchoApp = Application[Any, Any, Any, Any, Any, Any]
+NEXT = "<b>Next question?</b> 0 = none, 4 = very much"
+
+
+def echo_bot(settings: Settings, token: str) -> ExtBot[Any]:
+    """An ExtBot with bot/durable.py's arguments (tests/test_bench_smoke.py compares them)."""
+    return ExtBot(
+        token,
+        base_url=settings.telegram_api_url,
+        request=HTTPXRequest(connection_pool_size=128),
+        get_updates_request=HTTPXRequest(connection_pool_size=2),
+        rate_limiter=AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3),
+    )
+
+
+def wire_settings(bot: ExtBot[Any]) -> dict[str, object]:
+    """What decides a bot's speed on the wire: pools, timeouts, rate limit and retries."""
+    requests = bot._request  # python-telegram-bot has no public accessor for these
+    kwargs = [getattr(r, "_client_kwargs", {}) for r in requests]
+    limiter = bot.rate_limiter
+    base = getattr(limiter, "_base_limiter", None)
+    return {
+        "base_url": bot.base_url,
+        "pools": [k.get("limits") for k in kwargs],
+        "timeouts": [k.get("timeout") for k in kwargs],
+        "limiter": type(limiter).__name__,
+        "max_rate": getattr(base, "max_rate", None),
+        "retries": getattr(limiter, "_max_retries", None),
+    }
+
+
+def next_question(step: int) -> InlineKeyboardMarkup:
+    buttons = [InlineKeyboardButton(str(n), callback_data=f"e:{step}:{n}") for n in range(5)]
+    return InlineKeyboardMarkup([[b] for b in buttons])
+
+
+async def echo_press(update: Update, context: Any) -> None:
+    """Answer the press, show the answer in the pressed message and ask the next question."""
+    query = update.callback_query
+    if query is None or query.message is None or query.data is None:
+        return
+    await query.answer()
+    await query.edit_message_text(f"<b>Answered:</b> {query.data}", parse_mode=ParseMode.HTML)
+    step = int(query.data.split(":")[1]) + 1
+    await context.bot.send_message(
+        query.message.chat.id, NEXT, parse_mode=ParseMode.HTML, reply_markup=next_question(step)
+    )
+
+
+@asynccontextmanager
+async def echo_running(
+    settings: Settings, *, token: str, poll_timeout: float, concurrency: int
+) -> AsyncIterator[EchoApp]:
+    """Poll like bot/runtime.running does, with `concurrency` updates handled at once."""
+    application: EchoApp = (
+        ApplicationBuilder().bot(echo_bot(settings, token)).concurrent_updates(concurrency).build()
+    )
+    application.add_handler(CallbackQueryHandler(echo_press))
+    await application.initialize()
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(
+        timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
+    )
+    try:
+        yield application
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
