@@ -16,7 +16,6 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -24,6 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.ratelimit import WindowedRateLimiter
 from followup.settings import Settings
 
 EchoApp = Application[Any, Any, Any, Any, Any, Any]
@@ -37,7 +37,7 @@ def echo_bot(settings: Settings, token: str) -> ExtBot[Any]:
         base_url=settings.telegram_api_url,
         request=HTTPXRequest(connection_pool_size=128),
         get_updates_request=HTTPXRequest(connection_pool_size=2),
-        rate_limiter=AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3),
+        rate_limiter=WindowedRateLimiter(overall_max_rate=settings.send_rate, max_retries=3),
     )
 
 
@@ -53,7 +53,7 @@ def wire_settings(bot: ExtBot[Any]) -> dict[str, object]:
         "timeouts": [k.get("timeout") for k in kwargs],
         "limiter": type(limiter).__name__,
         "max_rate": getattr(base, "max_rate", None),
-        "retries": getattr(limiter, "_max_retries", None),
+        "retries": getattr(limiter, "retries", getattr(limiter, "_max_retries", None)),
     }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -97,8 +97,8 @@ async def run_virtually(
 class BotRequests:
     """The bot's Bot API requests on virtual time: their starts, and each 429's window."""
 
-    def __init__(self, seconds: VirtualSeconds) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: Callable[[], float]) -> None:
+        self.seconds = seconds  # VirtualSeconds, or the event loop's clock
         self.started: list[float] = []
         self.windows: list[tuple[float, float]] = []  # (429 received, window ends)
 
