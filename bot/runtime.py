@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -18,6 +19,9 @@ from scheduler.dispatch import dispatch_job
 from scheduler.runner import PeriodicJob, start_scheduler
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 15.0  # longest a stop waits for sends under way (python-telegram-bot's
+# own timeouts end one request within about 15 s)
 
 
 @asynccontextmanager
@@ -59,6 +63,10 @@ async def running(
             await server.stop()
         else:
             await application.updater.stop()
+        # A send already handed to Telegram records its outcome before the HTTP client closes;
+        # cut off, it would be sent again after the restart. Bounded: a stop must not hang.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sender(application).settled(), timeout=STOP_GRACE_SECONDS)
         await application.stop()
         await application.shutdown()
 

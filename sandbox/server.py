@@ -176,6 +176,7 @@ class Sandbox:
             )
         fault = self._pick_fault(method, chat_id)
         if fault is not None:
+            await self.notify_waiters()  # a test may wait for the call to be under way
             if fault.delay:
                 await asyncio.sleep(fault.delay)  # an injected slow answer, on the server side
             if fault.kind == "429":
