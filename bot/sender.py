@@ -113,15 +113,21 @@ class OutboxSender:
     ) -> Callable[[Session], list[OutboxMessage]]:
         lease = dt.timedelta(seconds=self.deps.settings.send_lease_seconds)
         in_hand = frozenset(self._in_hand)
+        # A handler's own messages (`ids`) go out at once: the claim is their hand-over too.
+        at_once = ids is not None
         return lambda session: outbox.claim(
-            session, now=now, ids=ids, limit=limit, lease=lease, in_hand=in_hand
-        )
+            session, now=now, ids=ids, limit=limit, lease=lease, in_hand=in_hand,
+            hand_over_now=at_once,
+        )  # fmt: skip
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None
         message_id, now = message.id, self.deps.now()
-        # The last check before Telegram, under the participant's lock (models.outbox).
-        if not await self.deps.db(lambda s: outbox.hand_over(s, message_id=message_id, now=now)):
+        # The last check before Telegram, under the participant's lock (models.outbox), unless
+        # the claim made it a moment ago.
+        if message.handed_at is None and not await self.deps.db(
+            lambda s: outbox.hand_over(s, message_id=message_id, now=now)
+        ):
             return 0
         markup = (
             InlineKeyboardMarkup.de_json(json.loads(message.reply_markup), self.bot)

@@ -140,3 +140,36 @@ def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
         stale = session.get(OutboxMessage, rows[0])
         assert stale is not None
         assert (stale.status, stale.last_error) == (OutboxStatus.CANCELLED, "superseded")
+
+
+def test_a_claim_that_hands_over_checks_what_hand_over_checks(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """A handler's own reply is claimed and handed over in one transaction: marked handed over
+    (a withdrawal then waits for its outcome), and a question moved past is cancelled."""
+    enroll_participant(engine, clock, "P001")
+    visit_id = open_visit(engine, clock, "P001")
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None and participant.id is not None
+        participant.telegram_chat_id = 42
+        visit = session.get(Visit, visit_id)
+        assert visit is not None
+        q = latest()
+        checkin = start_checkin(
+            session, visit=visit, instrument=q.instrument, version=q.version, now=clock()
+        )
+        old = move_to(session, checkin=checkin, item="respondent", draft=None, now=clock())
+        new = move_to(session, checkin=checkin, item="hospital", draft=None, now=clock())
+        ids = [
+            outbox.enqueue(session, purpose=f"checkin:{checkin.id}:{step}", chat_id=42,
+                           text="q", now=clock(), participant_id=participant.id)
+            for step in (old, new)
+        ]  # fmt: skip
+    assert None not in ids
+    with transaction(engine) as session:
+        claimed = outbox.claim(session, now=clock(), ids=[i for i in ids if i], hand_over_now=True)
+        assert [m.id for m in claimed] == [ids[1]] and claimed[0].handed_at is not None
+        assert outbox.in_flight(session, participant_id=participant.id, now=clock()) == [ids[1]]
+        stale = session.get(OutboxMessage, ids[0])
+        assert stale is not None and stale.status == OutboxStatus.CANCELLED
