@@ -64,9 +64,13 @@ def record(session: Session, *, updates: Sequence[dict[str, Any]], now: dt.datet
 
 
 def mark_done(session: Session, *, update_id: int, now: dt.datetime) -> None:
+    mark_all_done(session, update_ids=[update_id], now=now)
+
+
+def mark_all_done(session: Session, *, update_ids: list[int], now: dt.datetime) -> None:
     session.execute(
         update(InboxUpdate)
-        .where(col(InboxUpdate.update_id) == update_id)
+        .where(col(InboxUpdate.update_id).in_(update_ids))
         .values(done_at=now, payload=None)
     )
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.deps import BotApp, Deps
+from bot.durable import DurableBot
 from bot.runtime import running
 from messages.render import render
+from models import inbox
 from models.db import transaction
 from models.inbox import InboxUpdate, strip_names
 from models.participants import participant_by_study_id
@@ -104,3 +110,32 @@ async def test_a_start_replayed_after_its_commit_greets_once_and_never_as_a_stra
     await bot.process_update(update)  # replayed after the restart
     greeting = plain_text(render("greeting", "zh"))
     assert [m.text for m in sandbox.messages_to(user.id)] == [greeting]
+
+
+async def test_updates_handled_together_are_marked_in_one_transaction_each_group(
+    deps: Deps, engine: Engine
+) -> None:
+    """Marks are group-committed: 20 updates finishing at once cost two transactions, not 20,
+    and each caller returns only once its own mark is committed."""
+    bot = DurableBot(deps, "123456:" + "A" * 35)
+    updates = [{"update_id": n, "message": {"text": "x"}} for n in range(1, 21)]
+    with transaction(engine) as session:
+        inbox.record(session, updates=updates, now=deps.now())
+    transactions = 0
+    run = deps.db
+
+    async def counted(work: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return await run(work)
+
+    deps.db = counted  # type: ignore[method-assign]
+
+    async def mark(update_id: int) -> bool:
+        await bot.mark_handled(update_id)
+        with transaction(engine) as session:
+            row = session.get(InboxUpdate, update_id)
+            return row is not None and row.done_at is not None
+
+    assert all(await asyncio.gather(*(mark(n) for n in range(1, 21))))
+    assert transactions == 2  # the first alone, the other 19 while it was written
