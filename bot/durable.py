@@ -8,7 +8,6 @@ mark makes a second delivery of the same update_id a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.deps import BotContext, Deps
+from bot.groupcommit import GroupCommit
 from bot.ratelimit import WindowedRateLimiter
 from followup.logs import quiet_leaky_loggers
 from models import inbox
@@ -27,14 +27,13 @@ log = logging.getLogger(__name__)
 class DurableBot(ExtBot[Any]):
     """An ExtBot whose getUpdates stores each new update in the inbox before returning it."""
 
-    __slots__ = ("_deps", "_handled", "_in_flight", "_marking")
+    __slots__ = ("_deps", "_handled", "_in_flight")
 
     def __init__(self, deps: Deps, token: str) -> None:
         quiet_leaky_loggers()  # wherever a Bot is built: httpx would log the token in each URL
         self._deps = deps  # set before the base class freezes the object
         self._in_flight: set[int] = set()
-        self._handled: list[int] = []  # handled, waiting for the next mark
-        self._marking = asyncio.Lock()
+        self._handled = GroupCommit(self._mark_all_handled)
         super().__init__(
             token,
             base_url=deps.settings.telegram_api_url,
@@ -73,20 +72,14 @@ class DurableBot(ExtBot[Any]):
         return updates
 
     async def mark_handled(self, update_id: int) -> None:
-        """Mark the update handled; returns once the mark is committed.
+        """Mark the update handled; returns once the mark is committed. Updates finishing while
+        a mark is written share the next transaction (bot/groupcommit.py)."""
+        await self._handled.add(update_id)
+        self._in_flight.discard(update_id)
 
-        A group commit: while one mark is being written, the updates finished meanwhile wait and
-        go in the next one together, one transaction (one fsync) for all of them. Nobody waits
-        longer than one transaction for company.
-        """
-        self._handled.append(update_id)
-        async with self._marking:
-            batch, self._handled = self._handled, []
-            if not batch:  # an earlier holder of the lock marked this update
-                return
-            now = self._deps.now()
-            await self._deps.db(lambda s: inbox.mark_all_done(s, update_ids=batch, now=now))
-            self._in_flight.difference_update(batch)
+    async def _mark_all_handled(self, update_ids: list[int]) -> None:
+        now = self._deps.now()
+        await self._deps.db(lambda s: inbox.mark_all_done(s, update_ids=update_ids, now=now))
 
 
 async def mark_handled(update: object, context: BotContext) -> None:

@@ -14,6 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.deps import Deps
+from bot.groupcommit import GroupCommit
 from messages.render import render
 from models import outbox
 from models.reach import mark_unreachable
@@ -52,6 +53,8 @@ class OutboxSender:
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         self._flushing = 0
         self._in_hand: set[int] = set()  # claimed by this sender and not yet settled
+        # Sends that finish while one is being marked share the next transaction.
+        self._sent = GroupCommit(self._mark_all_sent)
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -164,13 +167,12 @@ class OutboxSender:
             log.warning("outbox %s: %s, retrying", message.purpose, type(exc).__name__)
             await self._failed(message_id, message.attempts, type(exc).__name__)
             return 0
-        now = self.deps.now()
-        await self.deps.db(
-            lambda s: outbox.mark_sent(
-                s, message_id=message_id, telegram_message_id=result.message_id, now=now
-            )
-        )
+        await self._sent.add((message_id, result.message_id))
         return 1
+
+    async def _mark_all_sent(self, sent: list[tuple[int, int]]) -> None:
+        now = self.deps.now()
+        await self.deps.db(lambda s: outbox.mark_all_sent(s, sent=sent, now=now))
 
     async def _retry(self, message_id: int, delay: dt.timedelta, error: str) -> None:
         at = self.deps.now() + delay

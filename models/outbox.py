@@ -206,6 +206,16 @@ def in_flight(session: Session, *, participant_id: int, now: dt.datetime) -> lis
     return [i for i in session.exec(query).all() if i is not None]
 
 
+def mark_all_sent(session: Session, *, sent: Sequence[tuple[int, int]], now: dt.datetime) -> None:
+    """`mark_sent` for many (message id, Telegram message id) pairs in one statement."""
+    rows = [
+        {"id": message_id, "status": OutboxStatus.SENT.value, "sent_at": now,
+         "telegram_message_id": telegram_message_id}
+        for message_id, telegram_message_id in sent
+    ]  # fmt: skip
+    session.execute(update(OutboxMessage), rows)
+
+
 def mark_sent(
     session: Session, *, message_id: int, telegram_message_id: int, now: dt.datetime
 ) -> None:

@@ -141,8 +141,11 @@ async def test_when_the_rate_limiter_gives_up_the_sender_pauses_on_the_same_cloc
     virtual_time_in_rate_limiter(bot, seconds)
     requests = BotRequests(seconds)
     requests.install(monkeypatch)
-    # Eight 30 s windows: each request the sender has in flight meets one in each, so every one
-    # of them meets four, one more than the limiter's retries, however the chats interleave.
+    # One chat at a time: virtual time jumps as soon as one request waits on it, and a request
+    # of another chat still on its way would land after the jump and never meet four windows.
+    sender(bot).concurrency = 1
+    # Eight 30 s windows in a row: a request meets four, one more than the limiter's retries, and
+    # the sender pauses; after the pause the next request meets the other four.
     sandbox.faults.append(Fault("429", method="sendMessage", times=8, retry_after=30,
                                 global_block=True))  # fmt: skip
 
