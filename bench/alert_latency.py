@@ -15,12 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.setup import add_participants, scratch
+from bench.setup import add_participants, open_checkins, scratch
 from bot.deps import Deps
 from bot.runtime import running
-from models.checkins import move_to, open_visit, record_answer, start_checkin
-from models.db import make_engine, transaction
-from models.participants import participant_by_study_id
+from models.db import make_engine
 from sandbox import Sandbox
 from scheduler.clock import FrozenClock
 
@@ -41,23 +39,11 @@ class LatencyFigures:
 
 def _prepare(deps: Deps, count: int) -> list[tuple[str, int]]:
     """(study id, check-in id) of participants waiting at the cough-severity question."""
-    waiting = []
-    for n in range(count):
-        study_id = f"B{n:06d}"
-        with transaction(deps.engine) as session:
-            participant = participant_by_study_id(session, study_id)
-            assert participant is not None and participant.id is not None
-            visit = open_visit(session, participant_id=participant.id, number=1,
-                               due_date=NOW.date(), window_closes_on=NOW.date() + dt.timedelta(14),
-                               now=NOW)  # fmt: skip
-            checkin = start_checkin(session, visit=visit, instrument="checkin", version=1, now=NOW)
-            for item, value in BEFORE_COUGH.items():
-                record_answer(session, checkin=checkin, item=item, value=value, raw=None,
-                              respondent="self", now=NOW)  # fmt: skip
-            move_to(session, checkin=checkin, item="cough_severity", draft=None, now=NOW)
-            assert checkin.id is not None
-            waiting.append((study_id, checkin.id))
-    return waiting
+    study_ids = [f"B{n:06d}" for n in range(count)]
+    checkins = open_checkins(
+        deps.engine, study_ids, NOW, answered=BEFORE_COUGH, waiting_at="cough_severity"
+    )
+    return list(zip(study_ids, checkins, strict=True))
 
 
 async def measure(count: int = 50, *, database_url: str | None = None) -> LatencyFigures:

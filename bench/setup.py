@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -63,8 +63,16 @@ FIRST_SCALE = "dyspnoea_severity"
 SCALE_ITEMS = 11  # dyspnoea, cough, fatigue, pain … fever: the "0" path through the scales
 
 
-def open_checkins(engine: Engine, study_ids: Sequence[str], now: dt.datetime) -> list[int]:
-    """Open visit 1 and its check-in for each participant, waiting at the dyspnoea question.
+def open_checkins(
+    engine: Engine,
+    study_ids: Sequence[str],
+    now: dt.datetime,
+    *,
+    answered: Mapping[str, str] = ANSWERED,
+    waiting_at: str = FIRST_SCALE,
+) -> list[int]:
+    """Open visit 1 and its check-in for each participant, with `answered` given and waiting at
+    the `waiting_at` question (the dyspnoea question by default).
 
     Returns the check-in ids; each check-in is at step 1, so its first button is `ci:<id>:1:0`.
     """
@@ -77,10 +85,10 @@ def open_checkins(engine: Engine, study_ids: Sequence[str], now: dt.datetime) ->
                                due_date=now.date(), window_closes_on=now.date() + dt.timedelta(14),
                                now=now)  # fmt: skip
             checkin = start_checkin(session, visit=visit, instrument="checkin", version=1, now=now)
-            for item, value in ANSWERED.items():
+            for item, value in answered.items():
                 record_answer(session, checkin=checkin, item=item, value=value, raw=None,
                               respondent="self", now=now)  # fmt: skip
-            move_to(session, checkin=checkin, item=FIRST_SCALE, draft=None, now=now)
+            move_to(session, checkin=checkin, item=waiting_at, draft=None, now=now)
             assert checkin.id is not None
             waiting.append(checkin.id)
     return waiting

@@ -40,6 +40,20 @@ SEED = int(os.environ.get("FOLLOWUP_STORM_SEED", str(DEFAULT_SEED)))
 KINDS = {"429", "429 global", "500", "502", "timeout before delivery", "timeout after delivery"}
 
 
+def on_virtual_time(
+    bot: BotApp, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> tuple[VirtualSeconds, BotRequests]:
+    """The sandbox, the rate limiter and the sender on one virtual clock; the bot's requests
+    recorded on it."""
+    seconds = VirtualSeconds()
+    sandbox.clock = seconds
+    sender(bot).monotonic = seconds
+    virtual_time_in_rate_limiter(bot, seconds)
+    requests = BotRequests(seconds)
+    requests.install(monkeypatch)
+    return seconds, requests
+
+
 async def deliver_everything(bot: BotApp, deps: Deps, clock: FrozenClock,
                              seconds: VirtualSeconds) -> int:  # fmt: skip
     """Dispatch and flush as the periodic job does until the outbox is empty; return rounds."""
@@ -79,12 +93,7 @@ async def test_a_mixed_storm_delivers_everything_once_and_nothing_inside_retry_a
                                            update_id=90_000 + n, now=clock())  # fmt: skip
             assert queued, "the emergency phrase raised no alert"
 
-    seconds = VirtualSeconds()
-    sandbox.clock = seconds
-    sender(bot).monotonic = seconds
-    virtual_time_in_rate_limiter(bot, seconds)
-    requests = BotRequests(seconds)
-    requests.install(monkeypatch)
+    seconds, requests = on_virtual_time(bot, sandbox, monkeypatch)
     sandbox.rng.seed(SEED)
     sandbox.storm = storm = Storm(rate=0.10, global_at=20, global_retry_after=30)
 
@@ -135,12 +144,7 @@ async def test_when_the_rate_limiter_gives_up_the_sender_pauses_on_the_same_cloc
     users = [await linked(sandbox, engine, clock, f"S{n:03}") for n in range(1, 6)]
     dispatch_pass(engine, deps.settings, clock())
     clock.set(PROMPT_AT)
-    seconds = VirtualSeconds()
-    sandbox.clock = seconds
-    sender(bot).monotonic = seconds
-    virtual_time_in_rate_limiter(bot, seconds)
-    requests = BotRequests(seconds)
-    requests.install(monkeypatch)
+    seconds, requests = on_virtual_time(bot, sandbox, monkeypatch)
     # One chat at a time: virtual time jumps as soon as one request waits on it, and a request
     # of another chat still on its way would land after the jump and never meet four windows.
     sender(bot).concurrency = 1

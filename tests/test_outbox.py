@@ -99,10 +99,9 @@ def test_a_row_this_sender_still_holds_is_not_claimed_again_after_its_lease(
         assert len(outbox.claim(session, now=clock())) == 1
 
 
-def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
-    engine: Engine, clock: FrozenClock
-) -> None:
-    """A late copy of question n, after question n+1 was asked, would only confuse."""
+def _two_questions(engine: Engine, clock: FrozenClock) -> tuple[int, list[int]]:
+    """A participant in a check-in with questions 1 and 2 queued, already moved on to question 2;
+    returns the participant's id and the two outbox rows."""
     enroll_participant(engine, clock, "P001")
     visit_id = open_visit(engine, clock, "P001")
     with transaction(engine) as session:
@@ -115,22 +114,23 @@ def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
         checkin = start_checkin(
             session, visit=visit, instrument=q.instrument, version=q.version, now=clock()
         )
-        step = move_to(session, checkin=checkin, item="respondent", draft=None, now=clock())
+        old = move_to(session, checkin=checkin, item="respondent", draft=None, now=clock())
+        new = move_to(session, checkin=checkin, item="hospital", draft=None, now=clock())
         rows = [
-            outbox.enqueue(
-                session,
-                purpose=f"checkin:{checkin.id}:{n}",
-                chat_id=42,
-                text="q",
-                now=clock(),
-                participant_id=participant.id,
-            )
-            for n in (step, step + 1)
-        ]
-        move_to(session, checkin=checkin, item="hospital", draft=None, now=clock())
+            outbox.enqueue(session, purpose=f"checkin:{checkin.id}:{step}", chat_id=42,
+                           text="q", now=clock(), participant_id=participant.id)
+            for step in (old, new)
+        ]  # fmt: skip
+        return participant.id, [row for row in rows if row is not None]
+
+
+def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """A late copy of question n, after question n+1 was asked, would only confuse."""
+    _, rows = _two_questions(engine, clock)
     handed = []
     for message_id in rows:
-        assert message_id is not None
         with transaction(engine) as session:
             outbox.claim(session, now=clock(), ids=[message_id])
         with transaction(engine) as session:
@@ -147,29 +147,10 @@ def test_a_claim_that_hands_over_checks_what_hand_over_checks(
 ) -> None:
     """A handler's own reply is claimed and handed over in one transaction: marked handed over
     (a withdrawal then waits for its outcome), and a question moved past is cancelled."""
-    enroll_participant(engine, clock, "P001")
-    visit_id = open_visit(engine, clock, "P001")
+    participant_id, ids = _two_questions(engine, clock)
     with transaction(engine) as session:
-        participant = participant_by_study_id(session, "P001")
-        assert participant is not None and participant.id is not None
-        participant.telegram_chat_id = 42
-        visit = session.get(Visit, visit_id)
-        assert visit is not None
-        q = latest()
-        checkin = start_checkin(
-            session, visit=visit, instrument=q.instrument, version=q.version, now=clock()
-        )
-        old = move_to(session, checkin=checkin, item="respondent", draft=None, now=clock())
-        new = move_to(session, checkin=checkin, item="hospital", draft=None, now=clock())
-        ids = [
-            outbox.enqueue(session, purpose=f"checkin:{checkin.id}:{step}", chat_id=42,
-                           text="q", now=clock(), participant_id=participant.id)
-            for step in (old, new)
-        ]  # fmt: skip
-    assert None not in ids
-    with transaction(engine) as session:
-        claimed = outbox.claim(session, now=clock(), ids=[i for i in ids if i], hand_over_now=True)
+        claimed = outbox.claim(session, now=clock(), ids=ids, hand_over_now=True)
         assert [m.id for m in claimed] == [ids[1]] and claimed[0].handed_at is not None
-        assert outbox.in_flight(session, participant_id=participant.id, now=clock()) == [ids[1]]
+        assert outbox.in_flight(session, participant_id=participant_id, now=clock()) == [ids[1]]
         stale = session.get(OutboxMessage, ids[0])
         assert stale is not None and stale.status == OutboxStatus.CANCELLED
