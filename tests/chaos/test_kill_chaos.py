@@ -310,16 +310,28 @@ def _copies(messages: Iterable[BotMessage]) -> dict[tuple[int, str], list[float]
     return copies
 
 
+# The sandbox runs in this process: a request the killed process sent just before it died can
+# be handled here a moment after the kill was recorded. A new process needs seconds to start, so
+# nothing it sends comes this close after a kill.
+IN_FLIGHT_AT_KILL = 1.0  # seconds
+
+
 def _unexplained(copies: dict[tuple[int, str], list[float]], kills: list[float]) -> list[str]:
-    """Repeats that no kill explains: for each copy after the first, the kill that ended the
-    life in which the copy before it was sent must come before it."""
+    """Repeats that no kill explains. A copy after the first is explained by the last kill
+    before it, if the copy before it reached the chat before that kill (or while the dying
+    process's last requests were still being handled); so each kill explains at most one repeat
+    of any one message."""
     unexplained = []
     for (chat_id, html), times in copies.items():
         times = sorted(times)
         for before, after in itertools.pairwise(times):
-            ended = next((k for k in kills if k > before), None)
-            if ended is None or ended > after:
-                unexplained.append(f"chat {chat_id}: {plain_text(html)[:30]!r}")
+            ended = max((k for k in kills if k < after), default=None)
+            if ended is None or before > ended + IN_FLIGHT_AT_KILL:
+                near = [round(k - before, 2) for k in kills if abs(k - before) < 10]
+                unexplained.append(
+                    f"chat {chat_id}: {plain_text(html)[:30]!r} at {before:.2f} and "
+                    f"{after:.2f}; kills {near} s from the first"
+                )
     return unexplained
 
 
