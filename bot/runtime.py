@@ -39,7 +39,12 @@ async def running(
     await prepare(application)
     await application.start()
     assert isinstance(application.bot, DurableBot) and application.updater is not None
-    for update in await application.bot.replay_pending():
+    pending = await application.bot.replay_pending()
+    if pending:
+        log.info(
+            "replaying %d update(s) accepted but not handled before the last stop", len(pending)
+        )
+    for update in pending:
         await application.update_queue.put(update)
     server = WebhookServer(application, webhook) if webhook else None
     if server is not None:

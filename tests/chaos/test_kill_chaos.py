@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -176,6 +177,7 @@ def _polling_starts(sandbox: Sandbox) -> int:
     return sandbox.state.call_counts["deleteWebhook"]
 
 
+REPLAYED = re.compile(r"replaying (\d+) update\(s\) accepted but not handled")
 # The bot's calls that do a participant's work; one full check-in takes about 60 of them.
 WORK = ("sendMessage", "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery")
 SPACING = max(2, 60 * PARTICIPANTS // KILLS)  # the kills fall in about the first half of the run
@@ -282,10 +284,12 @@ async def test_check_ins_survive_sigkill(
     repeats = sum(len(times) - 1 for times in prompts.values())
     asked_again = sum(len(times) - 1 for times in questions.values())
     unexplained = _unexplained(prompts, bot.killed_at) + _unexplained(questions, bot.killed_at)
+    replays = [int(m) for m in REPLAYED.findall(bot.log.read_text(errors="replace"))]
     print(  # noqa: T201  (the figures for docs/reliability.md)
         f"chaos: {PARTICIPANTS} participants, {bot.kills} kills, {sum(presses)} presses, "
         f"{len(sandbox.state.sent)} bot messages, {repeats} repeated prompts, "
-        f"{asked_again} questions asked again, {len(unexplained)} repeats no kill explains"
+        f"{asked_again} questions asked again, {len(unexplained)} repeats no kill explains; "
+        f"{len(replays)} restarts replayed {sum(replays)} updates a kill caught unhandled"
     )
     assert bot.kills >= KILLS
     assert len(checkins) == PARTICIPANTS
@@ -295,6 +299,8 @@ async def test_check_ins_survive_sigkill(
     # A message repeats only when a kill caught its previous copy in flight: sent in the life
     # that kill ended, and sent again after it; so never more than once per kill.
     assert unexplained == []
+    # The kills did land between receiving updates and replying: restarts replayed them.
+    assert sum(replays) > 0
     assert _outbox_settled(engine)  # the outbox ends empty
 
 
