@@ -8,6 +8,7 @@ mark makes a second delivery of the same update_id a no-op.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -27,12 +28,13 @@ log = logging.getLogger(__name__)
 class DurableBot(ExtBot[Any]):
     """An ExtBot whose getUpdates stores each new update in the inbox before returning it."""
 
-    __slots__ = ("_deps", "_handled", "_in_flight")
+    __slots__ = ("_deps", "_handled", "_in_flight", "_recording")
 
     def __init__(self, deps: Deps, token: str) -> None:
         quiet_leaky_loggers()  # wherever a Bot is built: httpx would log the token in each URL
         self._deps = deps  # set before the base class freezes the object
         self._in_flight: set[int] = set()
+        self._recording: set[asyncio.Future[set[int]]] = set()
         self._handled = GroupCommit(self._mark_all_handled)
         super().__init__(
             token,
@@ -56,7 +58,14 @@ class DurableBot(ExtBot[Any]):
             return ()
         payloads = [u.to_dict() for u in fresh]
         now = self._deps.now()
-        done = await self._deps.db(lambda s: inbox.record(s, updates=payloads, now=now))
+        # Shielded and tracked: a poll cancelled by a stop still finishes its write, and the stop
+        # waits for it before it looks for updates recorded but never queued (left_behind).
+        write = asyncio.ensure_future(
+            self._deps.db(lambda s: inbox.record(s, updates=payloads, now=now))
+        )
+        self._recording.add(write)
+        write.add_done_callback(self._recording.discard)
+        done = await asyncio.shield(write)
         if done:
             log.info("skipping %d update(s) already handled", len(done))
         accepted = tuple(u for u in fresh if u.update_id not in done)
@@ -70,6 +79,17 @@ class DurableBot(ExtBot[Any]):
         updates = [Update.de_json(p, self) for p in payloads]
         self._in_flight.update(u.update_id for u in updates)
         return updates
+
+    async def left_behind(self) -> list[Update]:
+        """Updates recorded but never queued, once intake has stopped and the queue is drained.
+
+        Stopping the Updater cancels the long poll, possibly after its batch was recorded, and
+        then calls getUpdates once more to confirm the offset; updates that call returns are
+        recorded here and dropped by the Updater. They would wait for the next start; a clean
+        stop handles them now instead (runtime.running).
+        """
+        await asyncio.gather(*self._recording, return_exceptions=True)
+        return await self.replay_pending()
 
     async def mark_handled(self, update_id: int) -> None:
         """Mark the update handled; returns once the mark is committed. Updates finishing while

@@ -68,6 +68,13 @@ async def running(
             await server.stop()
         else:
             await application.updater.stop()
+        # Handle what the stopped intake recorded but never queued: a stop must not leave
+        # accepted updates (a participant's last answer) waiting for a start that may not come.
+        await application.update_queue.join()
+        if left := await application.bot.left_behind():
+            log.info("handling %d update(s) accepted as intake stopped", len(left))
+            for update in left:
+                await application.update_queue.put(update)
         # A send already handed to Telegram records its outcome before the HTTP client closes;
         # cut off, it would be sent again after the restart. Bounded: a stop must not hang.
         with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -177,8 +178,12 @@ class Sandbox:
         fault = self._pick_fault(method, chat_id)
         if fault is not None:
             await self.notify_waiters()  # a test may wait for the call to be under way
-            if fault.delay:
-                await asyncio.sleep(fault.delay)  # an injected slow answer, on the server side
+            if fault.delay:  # an injected slow answer, on the server side; a stop ends it
+                with contextlib.suppress(TimeoutError):
+                    async with self._changed:
+                        await asyncio.wait_for(
+                            self._changed.wait_for(lambda: self.closing), fault.delay
+                        )
             if fault.kind == "429":
                 if fault.global_block:
                     self.blocked_until = max(self.blocked_until, now + fault.retry_after)

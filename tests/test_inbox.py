@@ -17,6 +17,7 @@ from models.db import transaction
 from models.inbox import InboxUpdate, strip_names
 from models.participants import participant_by_study_id
 from sandbox import Sandbox
+from sandbox.faults import Fault
 from sandbox.state import plain_text
 from scheduler.clock import FrozenClock
 from tests.factories import enroll_participant
@@ -66,6 +67,27 @@ async def test_an_update_in_flight_at_a_kill_is_handled_after_restart(
         greeting = await sandbox.next_message(user.id, after=0)
     assert greeting.text == plain_text(render("greeting", "zh"))
     with transaction(deps.engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None and participant.telegram_user_id == user.id
+
+
+async def test_a_stop_handles_what_its_last_poll_recorded(
+    sandbox: Sandbox, deps: Deps, clock: FrozenClock
+) -> None:
+    """A stop cancels the long poll, then python-telegram-bot calls getUpdates once more to
+    confirm the offset and drops what that call returns. Recorded by then, such an update is
+    handled before the stop completes, not left for a start that may never come."""
+    invite = enroll_participant(deps.engine, clock)
+    user = sandbox.add_user()
+    deps.settings = deps.settings.model_copy(update={"telegram_api_url": sandbox.api_url})
+    held = Fault(kind="delay", method="getUpdates", delay=120, times=1)  # until the sandbox stops
+    sandbox.faults.append(held)
+    async with running(deps, token=sandbox.token, poll_timeout=1, with_scheduler=False):
+        await sandbox.wait_until(lambda: held.fired == 1)  # the long poll is held at Telegram
+        await sandbox.send_command(user, "start", invite.token)  # arrives; then the stop
+    assert [m.text for m in sandbox.messages_to(user.id)] == [plain_text(render("greeting", "zh"))]
+    with transaction(deps.engine) as session:
+        assert inbox.pending(session) == []
         participant = participant_by_study_id(session, "P001")
         assert participant is not None and participant.telegram_user_id == user.id
 
