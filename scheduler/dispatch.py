@@ -135,11 +135,10 @@ def dispatch_batch(session: Session, *, settings: Settings, rules: ScheduleRules
     """
     batch = visits.due_visits(session, now=now, limit=limit)
     texts = _Texts(settings)
-    moves: list[tuple[Visit, str, dt.datetime | None, str | None]] = []
+    moves: list[tuple[visits.DueVisit, str, dt.datetime | None, str | None]] = []
     messages: list[dict[str, Any]] = []
     missed: list[alerts.NewAlert] = []
     for visit, participant in batch:
-        assert participant.id is not None and visit.id is not None
         decision = decide(
             stage=visit.stage, due_date=visit.due_date, zone=ZoneInfo(participant.timezone),
             rules=rules, now=now, participant_status=participant.status,
@@ -173,7 +172,7 @@ def dispatch_batch(session: Session, *, settings: Settings, rules: ScheduleRules
     return len(batch) == limit
 
 
-def months_since_enrolment(participant: Participant, due: dt.date) -> int:
+def months_since_enrolment(participant: Participant | visits.DueParticipant, due: dt.date) -> int:
     enrolled = participant.enrolled_on
     return (due.year - enrolled.year) * 12 + due.month - enrolled.month
 
@@ -204,9 +203,11 @@ class _Texts:
         data = f"checkin:open:{visit_id}"
         return {"inline_keyboard": [[{"text": self._labels[language], "callback_data": data}]]}
 
-    def visit_message(self, visit: Visit, participant: Participant, stage: str) -> dict[str, Any]:
+    def visit_message(
+        self, visit: visits.DueVisit, participant: visits.DueParticipant, stage: str
+    ) -> dict[str, Any]:
         """The outbox row of a prompt or reminder (`outbox.enqueue_many`)."""
-        assert participant.telegram_chat_id is not None and visit.id is not None
+        assert participant.telegram_chat_id is not None
         months = months_since_enrolment(participant, visit.due_date)
         template = "prompt" if stage == PROMPT else "reminder"
         return {
@@ -217,7 +218,9 @@ class _Texts:
             "reply_markup": self._button(visit.id, participant.language),
         }
 
-    def missed(self, visit: Visit, participant: Participant) -> alerts.NewAlert:
+    def missed(
+        self, visit: visits.DueVisit, participant: visits.DueParticipant
+    ) -> alerts.NewAlert:
         """The ADMIN alert of a missed visit, with its notice to the coordinators."""
         notice = render(
             "alert_visit_missed", self.settings.coordinator_language,

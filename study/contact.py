@@ -6,10 +6,16 @@ from typing import Protocol
 
 
 class ContactState(Protocol):
-    status: str
-    chat_contact: bool
-    unreachable: bool
-    telegram_chat_id: int | None
+    """Read only: a participant row, or the plain values the dispatch pass loads."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def chat_contact(self) -> bool: ...
+    @property
+    def unreachable(self) -> bool: ...
+    @property
+    def telegram_chat_id(self) -> int | None: ...
 
 
 def may_message(participant: ContactState) -> bool:
