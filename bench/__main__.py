@@ -41,13 +41,13 @@ class Sizes:
     unlimited: int  # prompts, limits off
     restart: tuple[int, int]  # overdue, future prompts
     parity_dispatch: tuple[int, ...]  # participants; 100,000 is left to `dispatch`
-    alerts: int  # RED answers at once
+    alerts: tuple[int, int]  # participants answering at once, how many of them RED
 
 
 FULL = Sizes(
-    10_000, (1_000, 10_000, 100_000), (50, 6), 2_000, (1_000, 100_000), (1_000, 10_000), 50
+    10_000, (1_000, 10_000, 100_000), (50, 6), 2_000, (1_000, 100_000), (1_000, 10_000), (50, 5)
 )
-SMOKE = Sizes(60, (100, 1_000), (3, 2), 10, (5, 200), (100,), 3)
+SMOKE = Sizes(60, (100, 1_000), (3, 2), 10, (5, 200), (100,), (3, 1))
 
 
 def machine() -> str:
@@ -103,8 +103,9 @@ def run_one(name: str, size: Sizes, runs: int, send_rate: float) -> tuple[Rows, 
         for n in size.dispatch:
             rows += dispatch_rows(dispatch.measure(n), baseline=rows)
         return rows, 1
-    many, one = asyncio.run(alert_latency.measure_both(size.alerts))
-    return alert_latency.latency_rows(many, one), 1
+    participants, red = size.alerts
+    figures = asyncio.run(alert_latency.measure_all(participants, red=red, runs=runs))
+    return alert_latency.latency_rows(figures), runs
 
 
 def main(argv: list[str] | None = None) -> int:

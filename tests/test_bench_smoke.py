@@ -78,9 +78,10 @@ async def test_restart_benchmark_sends_every_overdue_prompt() -> None:
 
 
 async def test_alert_benchmark_notifies_the_coordinator_of_every_red_answer() -> None:
-    many, one = await alert_latency.measure_both(3)
-    assert many.participants == 3 and one.participants == 1
-    assert len(alert_latency.latency_rows(many, one)) == 2
+    figures = await alert_latency.measure_all(3, red=1, runs=2)
+    assert (figures.mixed.participants, figures.mixed.red, figures.mixed.samples) == (3, 1, 2)
+    assert (figures.burst.samples, figures.single.samples) == (3, 1)
+    assert len(alert_latency.latency_rows(figures)) == 4
 
 
 async def test_alternate_takes_baseline_and_subject_in_turn() -> None:
