@@ -53,8 +53,11 @@ class OutboxSender:
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         self._flushing = 0
         self._in_hand: set[int] = set()  # claimed by this sender and not yet settled
-        # Sends that finish while one is being marked share the next transaction.
+        # Sends that finish while one is being marked share the next transaction, and so do
+        # the hand-overs of the chats served at once (each still checked just before its send).
         self._sent = GroupCommit(self._mark_all_sent)
+        self._handing = GroupCommit(self._hand_over_all)
+        self._handed: set[int] = set()
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -125,13 +128,14 @@ class OutboxSender:
 
     async def _deliver(self, message: OutboxMessage) -> int:
         assert message.id is not None
-        message_id, now = message.id, self.deps.now()
+        message_id = message.id
         # The last check before Telegram, under the participant's lock (models.outbox), unless
         # the claim made it a moment ago.
-        if message.handed_at is None and not await self.deps.db(
-            lambda s: outbox.hand_over(s, message_id=message_id, now=now)
-        ):
-            return 0
+        if message.handed_at is None:
+            await self._handing.add(message_id)
+            if message_id not in self._handed:
+                return 0
+            self._handed.discard(message_id)
         markup = (
             InlineKeyboardMarkup.de_json(json.loads(message.reply_markup), self.bot)
             if message.reply_markup
@@ -169,6 +173,12 @@ class OutboxSender:
             return 0
         await self._sent.add((message_id, result.message_id))
         return 1
+
+    async def _hand_over_all(self, message_ids: list[int]) -> None:
+        now = self.deps.now()
+        self._handed |= await self.deps.db(
+            lambda s: outbox.hand_over_many(s, message_ids=message_ids, now=now)
+        )
 
     async def _mark_all_sent(self, sent: list[tuple[int, int]]) -> None:
         now = self.deps.now()

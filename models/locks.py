@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from collections.abc import Collection
+
+from sqlmodel import Session, col, select
 
 from models.tables import Participant
 
@@ -20,3 +22,20 @@ def lock_participant(session: Session, participant_id: int) -> Participant | Non
         .execution_options(populate_existing=True)
     )
     return session.exec(query).first()
+
+
+def lock_participants(
+    session: Session, participant_ids: Collection[int]
+) -> dict[int, Participant]:
+    """`lock_participant` for several rows in one statement, always in ascending id order, so
+    two transactions that each lock several participants cannot deadlock on PostgreSQL."""
+    if not participant_ids:
+        return {}
+    query = (
+        select(Participant)
+        .where(col(Participant.id).in_(sorted(participant_ids)))
+        .order_by(col(Participant.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {p.id: p for p in session.exec(query).all() if p.id is not None}

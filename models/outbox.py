@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from models.checkin_tables import CheckIn
-from models.locks import lock_participant
+from models.locks import lock_participants
 from models.tables import OutboxMessage, OutboxStatus
 from study.consent import has_left_chat, may_send
 
@@ -115,11 +115,15 @@ def claim(
     # notice must not wait behind a fan-out of prompts. Then oldest first.
     first = col(OutboxMessage.participant_id).is_not(None)
     candidates = session.exec(query.order_by(first, col(OutboxMessage.id)).limit(limit)).all()
-    claimed = []
+    # The participant rows first, as a withdrawal does: the two cannot interleave. All of them in
+    # one statement, in id order (models.locks), and the claimed rows re-read in one.
+    participants = lock_participants(
+        session, {m.participant_id for m in candidates if m.participant_id is not None}
+    )
+    claimed: list[int] = []
     for message in candidates:
         if message.participant_id is not None:
-            # The participant row first, as a withdrawal does: the two cannot interleave.
-            participant = lock_participant(session, message.participant_id)
+            participant = participants.get(message.participant_id)
             if participant is None or not may_send(participant, message.purpose):
                 # After a withdrawal the row is cancelled (one queued by a pass that read the
                 # participant just before the withdrawal committed). Otherwise it is held, not
@@ -146,10 +150,17 @@ def claim(
                 handed_at=now if hand_over_now else None,
             )
         )
-        if flipped.rowcount == 1:  # type: ignore[attr-defined]
-            session.refresh(message)
-            claimed.append(message)
-    return claimed
+        if flipped.rowcount == 1 and message.id is not None:  # type: ignore[attr-defined]
+            claimed.append(message.id)
+    if not claimed:
+        return []
+    fresh = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(claimed))
+        .execution_options(populate_existing=True)
+    ).all()
+    by_id = {m.id: m for m in fresh}
+    return [by_id[i] for i in claimed]
 
 
 def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
@@ -158,25 +169,51 @@ def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
     A withdrawal locks the same row first. Either it commits before this check and the message
     stays unsent, or it finds the message handed over and waits until its send is recorded.
     """
-    owner = select(OutboxMessage.participant_id).where(col(OutboxMessage.id) == message_id)
-    participant_id = session.exec(owner).first()
-    participant = lock_participant(session, participant_id) if participant_id else None
-    query = select(OutboxMessage).where(col(OutboxMessage.id) == message_id)
-    message = session.exec(query.execution_options(populate_existing=True)).first()
-    if message is None or message.status != OutboxStatus.SENDING:
-        return False
-    if superseded(session, message.purpose):
-        message.status, message.last_error = OutboxStatus.CANCELLED, "superseded"
-        session.add(message)
-        return False
-    if participant_id is not None and (
-        participant is None or not may_send(participant, message.purpose)
-    ):
-        mark_retry(session, message_id=message_id, at=now + SEND_LEASE, error="may not message")
-        return False
-    message.handed_at = now
-    session.add(message)
-    return True
+    return message_id in hand_over_many(session, message_ids=[message_id], now=now)
+
+
+def hand_over_many(
+    session: Session, *, message_ids: Collection[int], now: dt.datetime
+) -> set[int]:
+    """`hand_over` for messages about to be sent together; returns those that may go.
+
+    Each gets the same checks, under its participant's lock, as if handed over alone; the
+    sender group-commits the hand-overs of the chats it is serving at once (bot/sender.py).
+    """
+    owners = select(OutboxMessage.participant_id).where(col(OutboxMessage.id).in_(message_ids))
+    participants = lock_participants(session, {p for p in session.exec(owners) if p is not None})
+    # Read after the locks: a withdrawal that committed meanwhile has cancelled its rows.
+    messages = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(message_ids))
+        .execution_options(populate_existing=True)
+    ).all()
+    going: set[int] = set()
+    for message in messages:
+        assert message.id is not None
+        if message.status != OutboxStatus.SENDING:
+            continue
+        if superseded(session, message.purpose):
+            message.status, message.last_error = OutboxStatus.CANCELLED, "superseded"
+            session.add(message)
+            continue
+        participant = participants.get(message.participant_id or 0)
+        if message.participant_id is not None and (
+            participant is None or not may_send(participant, message.purpose)
+        ):
+            mark_retry(
+                session, message_id=message.id, at=now + SEND_LEASE, error="may not message"
+            )
+            continue
+        going.add(message.id)
+    if going:
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(going))
+            .values(handed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return going
 
 
 _QUESTION = re.compile(r"^checkin:([0-9]+):([0-9]+)$")

@@ -28,7 +28,7 @@ from models import outbox
 from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
 from models.db import transaction
 from models.participants import participant_by_study_id
-from models.tables import AuditEvent, OutboxMessage, Participant
+from models.tables import AuditEvent, OutboxMessage, OutboxStatus, Participant
 from sandbox import Fault, Sandbox
 from scheduler.clock import FrozenClock
 from study.consent import Scope
@@ -194,3 +194,28 @@ def test_a_message_queued_just_before_a_withdrawal_is_cancelled_at_claim(
         assert outbox.claim(session, now=clock()) == []
         status = session.exec(select(OutboxMessage.status)).one()
     assert status == "cancelled"
+
+
+def test_hand_overs_made_together_check_each_message_as_if_alone(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """The sender hands over the chats it serves at once in one transaction: a withdrawal that
+    committed after the claim stops its own participant's message and nobody else's."""
+    staying = _prepare(engine, clock, "P001", 4201, 1)
+    leaving = _prepare(engine, clock, "P002", 4202, 1)
+    with transaction(engine) as session:
+        claimed = outbox.claim(session, now=clock())
+    by_participant = {m.participant_id: m.id for m in claimed if m.id is not None}
+    assert set(by_participant) == {staying, leaving}
+    work = partial(_withdraw, participant_id=leaving, scope=Scope.CONTACT, study_id="P002",
+                   now=clock(), committing=[])  # fmt: skip
+    assert with_sends_settled(engine, work, tries=1, pause=0).cancelled_messages == 1
+    with transaction(engine) as session:
+        going = outbox.hand_over_many(session, message_ids=list(by_participant.values()),
+                                      now=clock())  # fmt: skip
+    assert going == {by_participant[staying]}
+    with transaction(engine) as session:
+        kept = session.get(OutboxMessage, by_participant[staying])
+        stopped = session.get(OutboxMessage, by_participant[leaving])
+        assert kept is not None and kept.handed_at is not None
+        assert stopped is not None and stopped.status == OutboxStatus.CANCELLED
