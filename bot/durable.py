@@ -20,9 +20,16 @@ from bot.deps import BotContext, Deps
 from bot.groupcommit import GroupCommit
 from bot.ratelimit import WindowedRateLimiter
 from followup.logs import quiet_leaky_loggers
+from followup.settings import Settings
 from models import inbox
 
 log = logging.getLogger(__name__)
+
+
+def coordinator_chats(settings: Settings) -> frozenset[int]:
+    """Chats whose messages (alert notices, replies to coordinators) go before participants'."""
+    chat = settings.coordinator_chat_id
+    return frozenset() if chat is None else frozenset({chat})
 
 
 class DurableBot(ExtBot[Any]):
@@ -44,7 +51,9 @@ class DurableBot(ExtBot[Any]):
             # Stays under Telegram's ~30 messages/s; on a 429 it holds every request until
             # retry_after has passed, then retries, so nothing is sent inside the window.
             rate_limiter=WindowedRateLimiter(
-                overall_max_rate=deps.settings.send_rate, max_retries=3
+                overall_max_rate=deps.settings.send_rate,
+                max_retries=3,
+                urgent_chats=coordinator_chats(deps.settings),
             ),
         )
 
