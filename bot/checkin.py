@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
@@ -13,10 +14,12 @@ from bot import general
 from bot.alerting import deliver_notices, with_notices
 from bot.checkin_turn import Outcome
 from bot.deps import BotContext, urgent
-from bot.keyboards import CheckinButton, parse_open
+from bot.keyboards import DONE, CheckinButton, parse_open
 from bot.replies import sender
+from messages import alert_rules
 from models import outbox
 from models.checkins import claim_condolence
+from study.alert_rules import may_raise_red
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,11 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
         notices: list[int] = []
     elif button is not None:
         work = with_notices(deps, lambda s: flow.press_answer(s, about, button))
-        with urgent():  # the answer may raise an alert: it goes before others' bookkeeping
+        # An answer that may raise a RED alert goes before other presses and bookkeeping.
+        red = may_raise_red(
+            alert_rules.current(), button.code, completes_choice=button.code == DONE
+        )
+        with urgent() if red else contextlib.nullcontext():
             outcome, notices = await deps.db(work)
     else:
         await general.answer_stale_button(update, context)

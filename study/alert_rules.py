@@ -170,6 +170,29 @@ def evaluate(
     return sorted(hits, key=lambda h: TIERS.index(h.tier))
 
 
+def may_raise_red(rules: Rules, code: str, *, completes_choice: bool = False) -> bool:
+    """Whether a pressed button's answer code could raise a RED alert, on whichever item it
+    answers: a score at or above some item's RED threshold, or an answer a RED rule names.
+    `completes_choice`: the press ends a multiple-choice answer (its Done button), which a RED
+    rule's `has` condition may then hold for.
+
+    A superset, decided before the check-in turn knows the item; the turn decides. A press that
+    may (the 0-4 "4", a "yes") is stored before other participants' presses that cannot.
+    """
+    score = _score(code)
+    if score is not None and any(
+        RED in tiers and score >= tiers[RED] for tiers in rules.scores.values()
+    ):
+        return True
+    for rule in rules.answers:
+        if rule.tier != RED:
+            continue
+        for condition in rule.when:
+            if code in condition.values or (condition.has is not None and completes_choice):
+                return True
+    return False
+
+
 def matching_phrase(text: str, phrases: Sequence[str]) -> str | None:
     """The first emergency phrase found anywhere in `text` (case and width ignored), or None."""
     for phrase in phrases:

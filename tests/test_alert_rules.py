@@ -15,10 +15,11 @@ from study.alert_rules import (
     RulesError,
     evaluate,
     evaluate_message,
+    may_raise_red,
     most_urgent,
     parse_rules,
 )
-from study.questionnaire import Kind
+from study.questionnaire import Item, Kind
 
 RULES = alert_rules.current()
 SCALES = [i.id for i in latest().items if i.kind is Kind.SCALE_0_4]
@@ -155,3 +156,25 @@ def test_a_malformed_rules_file_is_refused_with_its_place() -> None:
 
 def test_every_alert_knows_its_rules_version() -> None:
     assert RULES.name == f"rules-v{alert_rules.versions()[-1]}"
+
+
+PRESSABLE = [i for i in latest().items if i.kind in (Kind.SINGLE, Kind.SCALE_0_4, Kind.SCALE_0_10)]
+
+
+@pytest.mark.parametrize("item", PRESSABLE, ids=lambda i: i.id)
+def test_every_press_that_raises_red_is_taken_before_others(item: Item) -> None:
+    """`may_raise_red` is a superset: every button answer that raises a RED alert is urgent."""
+    context = {"treatment": "chemo"}  # what fever_on_chemo needs besides the press
+    before = {h.key for h in evaluate(RULES, context) if h.tier == RED}
+    for code in item.codes():
+        after = {h.key for h in evaluate(RULES, {**context, item.id: code}) if h.tier == RED}
+        if after - before:
+            assert may_raise_red(RULES, code), (item.id, code)
+
+
+def test_presses_that_cannot_raise_red_wait_their_turn() -> None:
+    calm = ["0", "1", "2", "3", "no", "alive", "self", "proxy", "~b", "~s", "+chemo", "-chemo"]
+    assert [c for c in calm if may_raise_red(RULES, c)] == []
+    assert all(may_raise_red(RULES, c) for c in ["4", "yes", "in_now", "died"])
+    # Done on a multiple choice may complete a rule's `has` condition (treatment has chemo).
+    assert may_raise_red(RULES, "~d", completes_choice=True)
