@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         flags += f" --runs {args.runs}" if args.runs else ""
         command = f"python -m bench --only {name}{flags}"
         sections[name] = docs.table(rows, machine=machine(), date=dt.datetime.now(dt.UTC),
-                                    command=command, runs=taken)  # fmt: skip
+                                    command=command, runs=taken,
+                                    pooled=name == "alerts")  # fmt: skip
         sys.stdout.write(f"\n## {docs.TITLES[name]}\n\n{sections[name]}\n")
         sys.stdout.flush()
     if args.write:

@@ -25,10 +25,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def table(
-    rows: Sequence[Sequence[str]], *, machine: str, date: dt.datetime, command: str, runs: int
-) -> str:
-    """The body of one section: the table, then where, when and how it was measured."""
+    rows: Sequence[Sequence[str]], *, machine: str, date: dt.datetime, command: str, runs: int,
+    pooled: bool = False,
+) -> str:  # fmt: skip
+    """The body of one section: the table, then where, when and how it was measured.
+    `pooled`: the figures are percentiles over the samples of all runs, not medians of runs."""
     median = f"median of {runs} alternating runs" if runs > 1 else "one run"
+    if pooled and runs > 1:
+        median = f"samples of {runs} runs pooled"
     return "\n".join([
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

@@ -81,7 +81,11 @@ async def test_alert_benchmark_notifies_the_coordinator_of_every_red_answer() ->
     figures = await alert_latency.measure_all(3, red=1, runs=2)
     assert (figures.mixed.participants, figures.mixed.red, figures.mixed.samples) == (3, 1, 2)
     assert (figures.burst.samples, figures.single.samples) == (3, 1)
-    assert len(alert_latency.latency_rows(figures)) == 4
+    rows = alert_latency.latency_rows(figures)
+    assert len(rows) == 4 and "(2 alerts over 2 runs)" in rows[0][0]
+    stamp = docs.table(rows, machine="test", date=dt.datetime.now(dt.UTC), command="x", runs=2,
+                       pooled=True)  # fmt: skip
+    assert "samples of 2 runs pooled" in stamp
 
 
 async def test_alternate_takes_baseline_and_subject_in_turn() -> None:
