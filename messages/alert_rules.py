@@ -15,9 +15,17 @@ _NAME = re.compile(r"^rules-v(?P<version>[0-9]+)\.yaml$")
 
 
 def versions() -> list[int]:
-    """Every rules version on disk, oldest first."""
-    found = [_NAME.match(p.name) for p in RULES.glob("rules-v*.yaml")]
-    return sorted(int(m["version"]) for m in found if m)
+    """Every rules version on disk, oldest first (read once per folder: a new version ships
+    with a release and a restart)."""
+    return list(_versions_in(RULES))
+
+
+@cache
+def _versions_in(folder: Path) -> tuple[int, ...]:
+    # Cached: every button press asks for the current rules, on the event loop, and listing
+    # the folder each time was file-system work there (docs/benchmarks.md).
+    found = [_NAME.match(p.name) for p in folder.glob("rules-v*.yaml")]
+    return tuple(sorted(int(m["version"]) for m in found if m))
 
 
 @cache

@@ -30,13 +30,21 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def versions(instrument: str = INSTRUMENT) -> list[int]:
-    """Every version of the instrument on disk, oldest first."""
+    """Every version of the instrument on disk, oldest first (read once per folder: a new
+    version ships with a release and a restart)."""
+    return list(_versions_in(QUESTIONNAIRES, instrument))
+
+
+@cache
+def _versions_in(folder: Path, instrument: str) -> tuple[int, ...]:
+    # Cached: every check-in started asks for the latest version, and listing the folder each
+    # time was file-system work on every such update.
     found = []
-    for path in QUESTIONNAIRES.glob(f"{instrument}-v*.yaml"):
+    for path in folder.glob(f"{instrument}-v*.yaml"):
         match = _DEFINITION.match(path.name)
         if match and match["instrument"] == instrument:
             found.append(int(match["version"]))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 @cache
