@@ -25,6 +25,24 @@ async def current_participant(update: Update, context: BotContext) -> Participan
     return await context.deps.read(lambda s: participant_by_user(s, user_id))
 
 
+_SCREENED = "followup_screened_participant"
+
+
+async def screened_participant(update: Update, context: BotContext) -> Participant | None:
+    """`current_participant`, read once per update for the screens that run before every
+    handler (withdrawal, then unreachable), which ask the same question within a moment.
+
+    python-telegram-bot builds one context per update and hands it to every group. A
+    withdrawal committed between the two screens is still caught: every handler that acts
+    re-checks the participant in its own transaction.
+    """
+    if _SCREENED not in context.__dict__:
+        context.__dict__[_SCREENED] = await current_participant(update, context)
+    found = context.__dict__[_SCREENED]
+    assert found is None or isinstance(found, Participant)
+    return found
+
+
 async def reply_neutral(update: Update) -> None:
     """The one reply for everyone who is not a linked participant: it reveals nothing."""
     if update.effective_message is not None:

@@ -8,7 +8,13 @@ from sqlmodel import Session
 from telegram import Update
 
 from bot.deps import BotContext
-from bot.replies import current_participant, enqueue_text, reply_neutral, sender
+from bot.replies import (
+    current_participant,
+    enqueue_text,
+    reply_neutral,
+    screened_participant,
+    sender,
+)
 from models.reach import mark_reachable
 from models.tables import Participant, VisitStatus
 from models.visits import next_visit
@@ -49,7 +55,7 @@ async def resume_unreachable(update: Update, context: BotContext) -> None:
     user = update.effective_user
     if user is None:
         return
-    participant: Participant | None = await current_participant(update, context)
+    participant: Participant | None = await screened_participant(update, context)
     if participant is None or not participant.unreachable:
         return
     assert participant.id is not None

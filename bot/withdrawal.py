@@ -22,7 +22,13 @@ from telegram.ext import ApplicationHandlerStop, filters
 from bot.alerting import send_alert_notices
 from bot.deps import BotContext
 from bot.durable import mark_handled
-from bot.replies import current_participant, enqueue_text, reply_neutral, sender
+from bot.replies import (
+    current_participant,
+    enqueue_text,
+    reply_neutral,
+    screened_participant,
+    sender,
+)
 from messages.phrases import emergency_phrases, stop_words
 from messages.render import render
 from models.consent import Notify, Outcome, consent_state, with_sends_settled, withdraw
@@ -211,7 +217,7 @@ async def screen_after_withdrawal(update: Update, context: BotContext) -> None:
     chat = update.effective_chat
     if chat is None or chat.type != chat.PRIVATE:
         return
-    participant = await current_participant(update, context)
+    participant = await screened_participant(update, context)
     if participant is None or not has_left_chat(participant):
         return
     if update.callback_query is not None:
