@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
 
+from sqlmodel import Session
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
@@ -13,12 +16,13 @@ from bot import checkin_flow as flow
 from bot import general
 from bot.alerting import deliver_notices, with_notices
 from bot.checkin_turn import Outcome
-from bot.deps import BotContext, urgent
+from bot.deps import BotContext, Deps, urgent
 from bot.keyboards import DONE, CheckinButton, parse_open
 from bot.replies import sender
 from messages import alert_rules
 from models import outbox
 from models.checkins import claim_condolence
+from models.tables import OutboxMessage
 from study.alert_rules import may_raise_red
 
 log = logging.getLogger(__name__)
@@ -42,30 +46,62 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
     if visit_id is not None:
         outcome = await deps.db(lambda s: flow.press_open(s, about, visit_id))
         notices: list[int] = []
+        handed: list[OutboxMessage] | None = None
     elif button is not None:
-        work = with_notices(deps, lambda s: flow.press_answer(s, about, button))
+        answer = with_notices(deps, lambda s: flow.press_answer(s, about, button))
+        work = _handing_over(deps, answer)
         # An answer that may raise a RED alert goes before other presses and bookkeeping.
         red = may_raise_red(
             alert_rules.current(), button.code, completes_choice=button.code == DONE
         )
         with urgent() if red else contextlib.nullcontext():
-            outcome, notices = await deps.db(work)
+            outcome, notices, handed = await deps.db(work)
     else:
         await general.answer_stale_button(update, context)
         return
     await query.answer(outcome.notice)
     await deliver_notices(context, notices)  # an alert's notice before the next question
     await _edit_pressed(query, outcome)
-    await _deliver(context, outcome)
+    await _deliver(context, outcome, handed)
 
 
-async def _deliver(context: BotContext, outcome: Outcome) -> None:
+def _handing_over(
+    deps: Deps, work: Callable[[Session], tuple[Outcome, list[int]]]
+) -> Callable[[Session], tuple[Outcome, list[int], list[OutboxMessage]]]:
+    """`work`, then, in the same transaction, the hand-over of the messages it queued.
+
+    The answer and its reply commit together, and the reply goes to Telegram without a claim
+    transaction of its own (`outbox.hand_over_queued`: `claim`'s checks, under the participant's
+    lock, which the flow took first: models.locks.lock_participant_by_user).
+    """
+    lease = dt.timedelta(seconds=deps.settings.send_lease_seconds)
+
+    def run(session: Session) -> tuple[Outcome, list[int], list[OutboxMessage]]:
+        outcome, notices = work(session)
+        if not outcome.outbox:
+            return outcome, notices, []
+        handed = outbox.hand_over_queued(
+            session, message_ids=outcome.outbox, now=deps.now(), lease=lease
+        )
+        return outcome, notices, handed
+
+    return run
+
+
+async def _deliver(
+    context: BotContext, outcome: Outcome, handed: Sequence[OutboxMessage] | None = None
+) -> None:
+    """Clear old keyboards, then send the update's messages: `handed` when the handler's
+    transaction handed them over already, else the outcome's outbox rows."""
     for chat_id, message_id in outcome.clear_keyboards:
         try:
             await context.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
         except TelegramError as exc:  # no buttons left, or too old to edit: nothing to do
             log.debug("keyboard not removed: %s", type(exc).__name__)
-    await sender(context).flush(outcome.outbox)
+    if handed is not None:
+        await sender(context).send_claimed(handed)
+    else:
+        await sender(context).flush(outcome.outbox)
     for message_id in outcome.condolence:
         await _send_condolence(context, message_id)
 
@@ -118,15 +154,16 @@ async def answer_text(update: Update, context: BotContext) -> None:
     if message is None or message.text is None or about is None:
         return
     text = message.text
+    deps = context.deps
     with urgent():  # the answer may raise an alert: it goes before others' bookkeeping
-        outcome, notices = await context.deps.db(
-            with_notices(context.deps, lambda s: flow.typed_text(s, about, text))
+        outcome, notices, handed = await deps.db(
+            _handing_over(deps, with_notices(deps, lambda s: flow.typed_text(s, about, text)))
         )
     await deliver_notices(context, notices)  # an alert's notice before the next question
     if not outcome.handled:
         await general.answer_anything_else(update, context)
         return
-    await _deliver(context, outcome)
+    await _deliver(context, outcome, handed)
 
 
 async def answer_other_media(update: Update, context: BotContext) -> None:

@@ -26,6 +26,7 @@ from models.checkins import (
     shown_message,
     start_checkin,
 )
+from models.locks import lock_participant_by_user
 from models.participants import participant_by_user
 from models.tables import Participant, Visit
 from study.validators import normalise
@@ -91,7 +92,7 @@ def press_open(session: Session, u: Update, visit_id: int) -> Outcome:
 
 def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
     """A button under a question or the summary."""
-    participant = participant_by_user(session, u.user_id)
+    participant = lock_participant_by_user(session, u.user_id)  # its reply is handed over here
     if participant is None or not may_answer(participant):
         return stale(participant)
     checkin = locked_checkin(session, button.checkin_id)
@@ -120,7 +121,7 @@ def _active_checkin(session: Session, participant: Participant, u: Update) -> Ch
 
 def typed_text(session: Session, u: Update, text: str) -> Outcome:
     """Typed text: an answer, "start"/"开始" to open or resume, or not ours (handled False)."""
-    participant = participant_by_user(session, u.user_id)
+    participant = lock_participant_by_user(session, u.user_id)  # its reply is handed over here
     if participant is None or not may_answer(participant):
         return Outcome(handled=False)
     is_start = normalise(text).casefold() in start_words()

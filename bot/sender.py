@@ -6,7 +6,8 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlmodel import Session
 from telegram import Bot, InlineKeyboardMarkup
@@ -67,25 +68,39 @@ class OutboxSender:
 
     async def flush(self, ids: Sequence[int] | None = None, *, limit: int = 100) -> int:
         """Send what is due (only `ids`, when given); return how many went out."""
-        self._flushing += 1
-        self._settled.clear()
-        try:
+        with self._flush():
             sent = 0
             while not self.pause_left():
                 batch = await self.deps.db(self._claim(self.deps.now(), ids, limit))
-                claimed = {m.id for m in batch if m.id is not None}
-                self._in_hand |= claimed
-                try:
-                    sent += await self._deliver_batch(batch)
-                finally:
-                    self._in_hand -= claimed
+                sent += await self._deliver_held(batch)
                 if ids is not None or not batch:  # sending can queue more (a 403's alert)
                     break
             return sent
+
+    async def send_claimed(self, batch: Sequence[OutboxMessage]) -> int:
+        """Send rows a handler claimed and handed over in its own transaction (`outbox.claim`
+        with `hand_over_now`), which saves the claim's transaction on every reply."""
+        with self._flush():
+            return await self._deliver_held(batch)
+
+    @contextmanager
+    def _flush(self) -> Iterator[None]:
+        self._flushing += 1
+        self._settled.clear()
+        try:
+            yield
         finally:
             self._flushing -= 1
             if not self._flushing:
                 self._settled.set()
+
+    async def _deliver_held(self, batch: Sequence[OutboxMessage]) -> int:
+        claimed = {m.id for m in batch if m.id is not None}
+        self._in_hand |= claimed
+        try:
+            return await self._deliver_batch(batch)
+        finally:
+            self._in_hand -= claimed
 
     async def settled(self) -> None:
         """Return once no flush is under way: every send handed over has its outcome recorded."""

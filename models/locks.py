@@ -39,3 +39,19 @@ def lock_participants(
         .execution_options(populate_existing=True)
     )
     return {p.id: p for p in session.exec(query).all() if p.id is not None}
+
+
+def lock_participant_by_user(session: Session, telegram_user_id: int) -> Participant | None:
+    """The participant linked to this Telegram user, locked like `lock_participant`.
+
+    For work that hands its own reply over in its transaction (`outbox.claim`): taking the
+    participant first, as a withdrawal does, means the two wait for each other instead of each
+    holding a row the other needs (a deadlock on PostgreSQL).
+    """
+    query = (
+        select(Participant)
+        .where(Participant.telegram_user_id == telegram_user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.exec(query).first()

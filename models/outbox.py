@@ -171,6 +171,64 @@ def claim(
     return [by_id[i] for i in claimed]
 
 
+def hand_over_queued(
+    session: Session, *, message_ids: Sequence[int], now: dt.datetime,
+    lease: dt.timedelta = SEND_LEASE,
+) -> list[OutboxMessage]:  # fmt: skip
+    """Claim and hand over, in the transaction that queued them, messages to be sent at once.
+
+    `claim` with `hand_over_now` makes the same checks, but reads the rows first; here they are
+    this transaction's own, so one UPDATE … RETURNING flips them and the checks follow, under
+    the participants' lock, on what it returned. A row that may not go is put back as `claim`
+    would (cancelled after a withdrawal, else held). A reply is sent without a transaction of
+    its own before it.
+    """
+    if not message_ids:
+        return []
+    flipped = session.scalars(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(message_ids),
+               col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+        .values(status=OutboxStatus.SENDING.value, next_attempt_at=now + lease, handed_at=now)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()  # fmt: skip
+    participants = lock_participants(
+        session, {m.participant_id for m in flipped if m.participant_id is not None}
+    )
+    going: list[OutboxMessage] = []
+    cancelled: dict[str, list[int]] = {"withdrawn": [], "superseded": []}
+    held: list[int] = []
+    for message in flipped:
+        assert message.id is not None
+        participant = participants.get(message.participant_id or 0)
+        if message.participant_id is not None and (
+            participant is None or not may_send(participant, message.purpose)
+        ):
+            if participant is None or has_left_chat(participant):
+                cancelled["withdrawn"].append(message.id)
+            else:
+                held.append(message.id)  # due again when the lease would have run out
+        elif superseded(session, message.purpose):
+            cancelled["superseded"].append(message.id)
+        else:
+            going.append(message)
+    back = update(OutboxMessage).execution_options(synchronize_session=False)
+    for error, ids in cancelled.items():
+        if ids:
+            session.execute(
+                back.where(col(OutboxMessage.id).in_(ids))
+                .values(status=OutboxStatus.CANCELLED.value, handed_at=None, last_error=error)
+            )  # fmt: skip
+    if held:
+        session.execute(
+            back.where(col(OutboxMessage.id).in_(held))
+            .values(status=OutboxStatus.PENDING.value, handed_at=None)
+        )  # fmt: skip
+    order = {message_id: n for n, message_id in enumerate(message_ids)}
+    return sorted(going, key=lambda m: order[m.id or 0])
+
+
 def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
     """Lock the message's participant, re-check it may still go, and mark it handed over.
 

@@ -219,3 +219,44 @@ def test_hand_overs_made_together_check_each_message_as_if_alone(
         stopped = session.get(OutboxMessage, by_participant[leaving])
         assert kept is not None and kept.handed_at is not None
         assert stopped is not None and stopped.status == OutboxStatus.CANCELLED
+
+
+def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """A check-in turn hands its reply over in its own transaction (outbox.hand_over_queued):
+    rows to a participant who may be written go out, handed over; a participant who left chat
+    contact gets nothing (cancelled), and an unreachable one is held for later, as at a claim."""
+    going, left, unreachable = (_prepare(engine, clock, f"P00{n}", 4300 + n, 0) for n in (1, 2, 3))
+    with transaction(engine) as session:
+        for participant_id, change in ((left, "chat_contact"), (unreachable, "unreachable")):
+            participant = session.get(Participant, participant_id)
+            assert participant is not None
+            setattr(participant, change, change == "unreachable")
+            session.add(participant)
+    with transaction(engine) as session:
+        ids = [
+            outbox.enqueue(
+                session,
+                purpose=f"reply:{n}:x",
+                chat_id=4300 + n,
+                participant_id=participant_id,
+                text="reply",
+                now=clock(),
+            )
+            for n, participant_id in ((1, going), (2, left), (3, unreachable))
+        ]
+        handed = outbox.hand_over_queued(
+            session, message_ids=[i for i in ids if i is not None], now=clock()
+        )
+    assert [m.participant_id for m in handed] == [going]
+    assert handed[0].status == OutboxStatus.SENDING and handed[0].handed_at == clock()
+    with transaction(engine) as session:
+        rows = {m.participant_id: m for m in session.exec(select(OutboxMessage)).all()}
+    assert rows[going].status == OutboxStatus.SENDING and rows[going].handed_at is not None
+    assert (rows[left].status, rows[left].last_error) == (OutboxStatus.CANCELLED, "withdrawn")
+    assert rows[unreachable].status == OutboxStatus.PENDING
+    assert rows[unreachable].handed_at is None
+    # Held like a claim holds it: due again once the lease is over, and not before.
+    with transaction(engine) as session:
+        assert outbox.claim(session, now=clock()) == []
