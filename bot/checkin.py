@@ -14,7 +14,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import checkin_flow as flow
 from bot import general
-from bot.alerting import deliver_notices, with_notices
+from bot.alerting import with_notices
 from bot.checkin_turn import Outcome
 from bot.deps import BotContext, Deps, urgent
 from bot.keyboards import DONE, CheckinButton, parse_open
@@ -26,6 +26,7 @@ from models.tables import OutboxMessage
 from study.alert_rules import may_raise_red
 
 log = logging.getLogger(__name__)
+Handed = list[OutboxMessage]  # rows claimed and handed over in the handler's own transaction
 
 
 def _about(update: Update, context: BotContext) -> flow.Update | None:
@@ -45,8 +46,8 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
     deps = context.deps
     if visit_id is not None:
         outcome = await deps.db(lambda s: flow.press_open(s, about, visit_id))
-        notices: list[int] = []
-        handed: list[OutboxMessage] | None = None
+        notices: Handed = []
+        handed: Handed | None = None
     elif button is not None:
         answer = with_notices(deps, lambda s: flow.press_answer(s, about, button))
         work = _handing_over(deps, answer)
@@ -60,32 +61,40 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
         await general.answer_stale_button(update, context)
         return
     await query.answer(outcome.notice)
-    await deliver_notices(context, notices)  # an alert's notice before the next question
+    await _deliver_notices(context, notices)  # an alert's notice before the next question
     await _edit_pressed(query, outcome)
     await _deliver(context, outcome, handed)
 
 
 def _handing_over(
     deps: Deps, work: Callable[[Session], tuple[Outcome, list[int]]]
-) -> Callable[[Session], tuple[Outcome, list[int], list[OutboxMessage]]]:
-    """`work`, then, in the same transaction, the hand-over of the messages it queued.
+) -> Callable[[Session], tuple[Outcome, Handed, Handed]]:
+    """`work`, then, in the same transaction, the hand-over of the messages it queued: the
+    coordinators' notices of any alert it raised, and the participant's own messages.
 
-    The answer and its reply commit together, and the reply goes to Telegram without a claim
+    The answer and its reply commit together, and each goes to Telegram without a claim
     transaction of its own (`outbox.hand_over_queued`: `claim`'s checks, under the participant's
     lock, which the flow took first: models.locks.lock_participant_by_user).
     """
     lease = dt.timedelta(seconds=deps.settings.send_lease_seconds)
 
-    def run(session: Session) -> tuple[Outcome, list[int], list[OutboxMessage]]:
+    def run(session: Session) -> tuple[Outcome, Handed, Handed]:
         outcome, notices = work(session)
-        if not outcome.outbox:
-            return outcome, notices, []
-        handed = outbox.hand_over_queued(
-            session, message_ids=outcome.outbox, now=deps.now(), lease=lease
+        now = deps.now()
+        return (
+            outcome,
+            outbox.hand_over_queued(session, message_ids=notices, now=now, lease=lease),
+            outbox.hand_over_queued(session, message_ids=outcome.outbox, now=now, lease=lease),
         )
-        return outcome, notices, handed
 
     return run
+
+
+async def _deliver_notices(context: BotContext, notices: Handed) -> None:
+    """The notices of the alerts an answer raised, before anything else it sends."""
+    if notices:
+        with urgent():
+            await sender(context).send_claimed(notices)
 
 
 async def _deliver(
@@ -159,7 +168,7 @@ async def answer_text(update: Update, context: BotContext) -> None:
         outcome, notices, handed = await deps.db(
             _handing_over(deps, with_notices(deps, lambda s: flow.typed_text(s, about, text)))
         )
-    await deliver_notices(context, notices)  # an alert's notice before the next question
+    await _deliver_notices(context, notices)  # an alert's notice before the next question
     if not outcome.handled:
         await general.answer_anything_else(update, context)
         return
