@@ -60,10 +60,11 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
     else:
         await general.answer_stale_button(update, context)
         return
-    await query.answer(outcome.notice)
-    await _deliver_notices(context, notices)  # an alert's notice before the next question
-    await _edit_pressed(query, outcome)
-    await _deliver(context, outcome, handed)
+    with sender(context).holding([*notices, *(handed or [])]):
+        await query.answer(outcome.notice)
+        await _deliver_notices(context, notices)  # an alert's notice before the next question
+        await _edit_pressed(query, outcome)
+        await _deliver(context, outcome, handed)
 
 
 def _handing_over(
@@ -168,11 +169,12 @@ async def answer_text(update: Update, context: BotContext) -> None:
         outcome, notices, handed = await deps.db(
             _handing_over(deps, with_notices(deps, lambda s: flow.typed_text(s, about, text)))
         )
-    await _deliver_notices(context, notices)  # an alert's notice before the next question
-    if not outcome.handled:
-        await general.answer_anything_else(update, context)
-        return
-    await _deliver(context, outcome, handed)
+    with sender(context).holding([*notices, *handed]):
+        await _deliver_notices(context, notices)  # an alert's notice before the next question
+        if not outcome.handled:
+            await general.answer_anything_else(update, context)
+            return
+        await _deliver(context, outcome, handed)
 
 
 async def answer_other_media(update: Update, context: BotContext) -> None:

@@ -78,10 +78,28 @@ class OutboxSender:
             return sent
 
     async def send_claimed(self, batch: Sequence[OutboxMessage]) -> int:
-        """Send rows a handler claimed and handed over in its own transaction (`outbox.claim`
-        with `hand_over_now`), which saves the claim's transaction on every reply."""
+        """Send rows a handler claimed and handed over in its own transaction
+        (`outbox.hand_over_queued`), which saves the claim's transaction on every reply. The
+        handler holds them (`holding`) from the moment its transaction returns."""
         with self._flush():
             return await self._deliver_held(batch)
+
+    @contextmanager
+    def holding(self, batch: Sequence[OutboxMessage]) -> Iterator[None]:
+        """Count rows a handler claimed as this sender's own until the block ends.
+
+        Between its transaction and `send_claimed` a handler answers the callback and edits the
+        pressed message, which can wait in the rate limiter for longer than the lease; rows
+        not held meanwhile were claimed again by the periodic flush and sent twice (the chaos
+        test found it). Held, they are never claimed again by this process, as in `flush`.
+        """
+        claimed = {m.id for m in batch if m.id is not None}
+        self._in_hand |= claimed
+        try:
+            with self._flush():
+                yield
+        finally:
+            self._in_hand -= claimed
 
     @contextmanager
     def _flush(self) -> Iterator[None]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot import checkin
 from bot.deps import BotApp
+from bot.replies import sender
 from models.checkins import CheckIn, CheckInAnswer, current_answers
 from models.db import transaction
 from models.tables import Visit
@@ -201,3 +207,28 @@ async def test_a_press_on_an_older_copy_of_a_question_ticks_and_never_unticks(
         checkin = session.exec(select(CheckIn)).one()
         assert checkin.id is not None
         assert current_answers(session, checkin.id)["treatment"] == "radio"
+
+
+async def test_a_reply_handed_over_by_its_answer_is_sent_once_however_long_the_edit_waits(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The answer's transaction hands the next question over; the handler then answers the
+    callback and edits the pressed message, which can wait in the rate limiter. Should that
+    outlast the send lease, the periodic flush must not claim the question and send it too
+    (the full-size chaos test found it sent twice, 0.2 s apart, with no kill between)."""
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    edit = checkin._edit_pressed
+    flushed: list[int] = []
+
+    async def slow_edit(query: Any, outcome: Any) -> None:
+        clock.advance(dt.timedelta(seconds=bot.bot_data["deps"].settings.send_lease_seconds + 1))
+        flushed.append(await sender(bot).flush())  # the periodic job, while the edit waits
+        await edit(query, outcome)
+
+    monkeypatch.setattr(checkin, "_edit_pressed", slow_edit)
+    second = await chat.press(first, "self")
+    await sender(bot).settled()
+    assert flushed == [0]
+    assert [m.text for m in sandbox.messages_to(chat.user.id)].count(second.text) == 1
