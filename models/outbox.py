@@ -94,16 +94,19 @@ def claim(
     limit: int = 100,
     lease: dt.timedelta = SEND_LEASE,
     in_hand: Collection[int] = (),
-    hand_over_now: bool = False,
 ) -> list[OutboxMessage]:
-    """Move due messages to SENDING under a lease; only the claimer that flips a row sends it.
+    """Move due messages to SENDING under a lease, handed over: about to go to Telegram.
 
-    A row left in SENDING by a crashed sender becomes claimable again when its lease runs out,
-    which is the one way a message can go out twice. `in_hand` are the rows this process is
-    still sending (waiting for the rate limiter, say): never claimed again, however long the
-    wait, so a live sender's slow send is not repeated. With `hand_over_now`, for messages sent
-    at once (a handler's reply), the claim is also the hand-over (`hand_over`), under the same
-    participant lock and checks: one transaction fewer per reply.
+    Only the claimer that flips a row sends it. A row left in SENDING by a crashed sender becomes
+    claimable again when its lease runs out, which is the one way a message can go out twice.
+    `in_hand` are the rows this process is still sending (waiting for the rate limiter, say):
+    never claimed again, however long the wait, so a live sender's slow send is not repeated.
+
+    The claim is the last check before Telegram. Under the participants' locks, taken first as a
+    withdrawal takes them, a row to someone who may no longer be written is cancelled (left chat)
+    or held (unreachable), and a question the participant has moved past is cancelled. The rows
+    that go are marked `handed_at`: a withdrawal that finds one waits until its send is recorded.
+    So the sender claims only what it will send within a moment (`bot/sender.OutboxSender.window`).
     """
     due = (col(OutboxMessage.status).in_(_CLAIMABLE), col(OutboxMessage.next_attempt_at) <= now)
     query = select(OutboxMessage).where(*due)
@@ -136,7 +139,7 @@ def claim(
                     held = held.values(next_attempt_at=now + lease)
                 session.execute(held)
                 continue
-        if hand_over_now and superseded(session, message.purpose):
+        if superseded(session, message.purpose):
             cancel = update(OutboxMessage).where(col(OutboxMessage.id) == message.id, *due)
             session.execute(cancel.values(status=OutboxStatus.CANCELLED.value,
                                           last_error="superseded"))  # fmt: skip
@@ -150,11 +153,7 @@ def claim(
     flipped = session.execute(
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(going), *due)
-        .values(
-            status=OutboxStatus.SENDING.value,
-            next_attempt_at=now + lease,
-            handed_at=now if hand_over_now else None,
-        )
+        .values(status=OutboxStatus.SENDING.value, next_attempt_at=now + lease, handed_at=now)
         .returning(col(OutboxMessage.id))
         .execution_options(synchronize_session=False)
     )
@@ -177,7 +176,7 @@ def hand_over_queued(
 ) -> list[OutboxMessage]:  # fmt: skip
     """Claim and hand over, in the transaction that queued them, messages to be sent at once.
 
-    `claim` with `hand_over_now` makes the same checks, but reads the rows first; here they are
+    `claim` makes the same checks, but reads the rows first; here they are
     this transaction's own, so one UPDATE … RETURNING flips them and the checks follow, under
     the participants' lock, on what it returned. A row that may not go is put back as `claim`
     would (cancelled after a withdrawal, else held). A reply is sent without a transaction of
@@ -227,59 +226,6 @@ def hand_over_queued(
         )  # fmt: skip
     order = {message_id: n for n, message_id in enumerate(message_ids)}
     return sorted(going, key=lambda m: order[m.id or 0])
-
-
-def hand_over(session: Session, *, message_id: int, now: dt.datetime) -> bool:
-    """Lock the message's participant, re-check it may still go, and mark it handed over.
-
-    A withdrawal locks the same row first. Either it commits before this check and the message
-    stays unsent, or it finds the message handed over and waits until its send is recorded.
-    """
-    return message_id in hand_over_many(session, message_ids=[message_id], now=now)
-
-
-def hand_over_many(
-    session: Session, *, message_ids: Collection[int], now: dt.datetime
-) -> set[int]:
-    """`hand_over` for messages about to be sent together; returns those that may go.
-
-    Each gets the same checks, under its participant's lock, as if handed over alone; the
-    sender group-commits the hand-overs of the chats it is serving at once (bot/sender.py).
-    """
-    owners = select(OutboxMessage.participant_id).where(col(OutboxMessage.id).in_(message_ids))
-    participants = lock_participants(session, {p for p in session.exec(owners) if p is not None})
-    # Read after the locks: a withdrawal that committed meanwhile has cancelled its rows.
-    messages = session.exec(
-        select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(message_ids))
-        .execution_options(populate_existing=True)
-    ).all()
-    going: set[int] = set()
-    for message in messages:
-        assert message.id is not None
-        if message.status != OutboxStatus.SENDING:
-            continue
-        if superseded(session, message.purpose):
-            message.status, message.last_error = OutboxStatus.CANCELLED, "superseded"
-            session.add(message)
-            continue
-        participant = participants.get(message.participant_id or 0)
-        if message.participant_id is not None and (
-            participant is None or not may_send(participant, message.purpose)
-        ):
-            mark_retry(
-                session, message_id=message.id, at=now + SEND_LEASE, error="may not message"
-            )
-            continue
-        going.add(message.id)
-    if going:
-        session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(going))
-            .values(handed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return going
 
 
 _QUESTION = re.compile(r"^checkin:([0-9]+):([0-9]+)$")

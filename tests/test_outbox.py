@@ -129,27 +129,23 @@ def test_a_question_the_participant_has_moved_past_is_cancelled_not_sent(
 ) -> None:
     """A late copy of question n, after question n+1 was asked, would only confuse."""
     _, rows = _two_questions(engine, clock)
-    handed = []
+    claimed = []
     for message_id in rows:
         with transaction(engine) as session:
-            outbox.claim(session, now=clock(), ids=[message_id])
-        with transaction(engine) as session:
-            handed.append(outbox.hand_over(session, message_id=message_id, now=clock()))
-    assert handed == [False, True]
+            claimed.append([m.id for m in outbox.claim(session, now=clock(), ids=[message_id])])
+    assert claimed == [[], [rows[1]]]
     with transaction(engine) as session:
         stale = session.get(OutboxMessage, rows[0])
         assert stale is not None
         assert (stale.status, stale.last_error) == (OutboxStatus.CANCELLED, "superseded")
 
 
-def test_a_claim_that_hands_over_checks_what_hand_over_checks(
-    engine: Engine, clock: FrozenClock
-) -> None:
-    """A handler's own reply is claimed and handed over in one transaction: marked handed over
-    (a withdrawal then waits for its outcome), and a question moved past is cancelled."""
+def test_a_claim_hands_over_what_it_claims(engine: Engine, clock: FrozenClock) -> None:
+    """A claim is the hand-over: what it claims is marked handed over (a withdrawal then waits
+    for its outcome), and a question moved past is cancelled."""
     participant_id, ids = _two_questions(engine, clock)
     with transaction(engine) as session:
-        claimed = outbox.claim(session, now=clock(), ids=ids, hand_over_now=True)
+        claimed = outbox.claim(session, now=clock(), ids=ids)
         assert [m.id for m in claimed] == [ids[1]] and claimed[0].handed_at is not None
         assert outbox.in_flight(session, participant_id=participant_id, now=clock()) == [ids[1]]
         stale = session.get(OutboxMessage, ids[0])

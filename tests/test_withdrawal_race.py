@@ -97,7 +97,11 @@ async def test_no_message_is_sent_after_a_withdrawal_commits(
     rng = random.Random(6)
     stats: Counter[str] = Counter()
     late: list[str] = []
+    out = sender(bot)
     for round_ in range(ROUNDS):
+        # A claim hands over what the limiter sends within a moment: a participant's messages
+        # all at once, or (no look-ahead, one chat at a time) one claim for each message.
+        out.concurrency, out.ahead_seconds = rng.choice([(8, 0.5), (1, 0.0)])
         study_id, scope = f"R{round_:04}", rng.choice([Scope.CONTACT, Scope.STUDY])
         user = sandbox.add_user()
         n = rng.randint(1, 4)
@@ -140,11 +144,9 @@ def test_a_withdrawal_waits_for_a_send_in_flight_or_records_it(
 ) -> None:
     participant_id = _prepare(engine, clock, "P001", 4242, 1)
     with transaction(engine) as session:
-        (message,) = outbox.claim(session, now=clock())
+        (message,) = outbox.claim(session, now=clock())  # and handed over
     assert message.id is not None
     message_id = message.id
-    with transaction(engine) as session:
-        assert outbox.hand_over(session, message_id=message_id, now=clock())
     committing: list[float] = []
     work = partial(_withdraw, participant_id=participant_id, scope=Scope.CONTACT,
                    study_id="P001", now=clock(), committing=committing)  # fmt: skip
@@ -196,29 +198,27 @@ def test_a_message_queued_just_before_a_withdrawal_is_cancelled_at_claim(
     assert status == "cancelled"
 
 
-def test_hand_overs_made_together_check_each_message_as_if_alone(
-    engine: Engine, clock: FrozenClock
-) -> None:
-    """The sender hands over the chats it serves at once in one transaction: a withdrawal that
-    committed after the claim stops its own participant's message and nobody else's."""
+def test_a_claim_checks_each_message_as_if_alone(engine: Engine, clock: FrozenClock) -> None:
+    """The sender claims and hands over many chats' messages in one transaction: a withdrawal
+    that committed before it stops its own participant's message and nobody else's."""
     staying = _prepare(engine, clock, "P001", 4201, 1)
     leaving = _prepare(engine, clock, "P002", 4202, 1)
-    with transaction(engine) as session:
-        claimed = outbox.claim(session, now=clock())
-    by_participant = {m.participant_id: m.id for m in claimed if m.id is not None}
-    assert set(by_participant) == {staying, leaving}
     work = partial(_withdraw, participant_id=leaving, scope=Scope.CONTACT, study_id="P002",
                    now=clock(), committing=[])  # fmt: skip
     assert with_sends_settled(engine, work, tries=1, pause=0).cancelled_messages == 1
     with transaction(engine) as session:
-        going = outbox.hand_over_many(session, message_ids=list(by_participant.values()),
-                                      now=clock())  # fmt: skip
-    assert going == {by_participant[staying]}
+        claimed = outbox.claim(session, now=clock())
+    # The one message that may still go to the participant who left is the confirmation.
+    assert [(m.participant_id, m.purpose.split(":")[0]) for m in claimed] == [
+        (staying, "news"),
+        (leaving, "withdrawal-confirmation"),
+    ]
+    assert {m.handed_at for m in claimed} == {clock()}
     with transaction(engine) as session:
-        kept = session.get(OutboxMessage, by_participant[staying])
-        stopped = session.get(OutboxMessage, by_participant[leaving])
-        assert kept is not None and kept.handed_at is not None
-        assert stopped is not None and stopped.status == OutboxStatus.CANCELLED
+        stopped = session.exec(
+            select(OutboxMessage).where(OutboxMessage.participant_id == leaving)
+        ).all()
+    assert [m.status for m in stopped if m.purpose.startswith("news:")] == [OutboxStatus.CANCELLED]
 
 
 def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
@@ -260,3 +260,30 @@ def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
     # Held like a claim holds it: due again once the lease is over, and not before.
     with transaction(engine) as session:
         assert outbox.claim(session, now=clock()) == []
+
+
+async def test_a_flush_hands_over_only_what_the_limiter_sends_within_a_moment(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Each claim is a hand-over, and a withdrawal waits for what is handed over: so a flush
+    claims what the limiter lets out in half a second (14 at 29/s), and claims more only once
+    those are sent. A withdrawal further down a fan-out never waits for the whole of it."""
+    for n in range(30):
+        _prepare(engine, clock, f"F{n:03}", sandbox.add_user().id, 1)
+    out = sender(bot)
+    assert bot.bot_data["deps"].settings.send_rate == 29.0 and out.window(100) == 14
+    claims: list[tuple[int, int]] = []  # (rows handed over and unsent before it, rows claimed)
+    real_claim = outbox.claim
+
+    def claim(session: Session, **kwargs: Any) -> list[OutboxMessage]:
+        unsent = session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.SENDING)
+        ).all()
+        rows = real_claim(session, **kwargs)
+        claims.append((len(unsent), len(rows)))
+        return rows
+
+    monkeypatch.setattr(outbox, "claim", claim)
+    assert await out.flush() == 30
+    assert claims == [(0, 14), (0, 14), (0, 2), (0, 0)]
