@@ -21,12 +21,11 @@ from models.checkins import (
     CheckInStatus,
     checkin_for_visit,
     in_progress_checkin,
-    locked_checkin,
     open_visit_for,
     shown_message,
     start_checkin,
 )
-from models.locks import lock_participant_by_user
+from models.locks import lock_participant_by_user, locked_checkin
 from models.participants import participant_by_user
 from models.tables import Participant, Visit
 from study.validators import normalise

@@ -180,6 +180,7 @@ class Turn:
             raw=raw,
             respondent=respondent,
             now=self.now,
+            replaces=item.id in self.answers,  # read under the check-in's lock
         )
         self.answers[item.id] = value
         self.raised += escalation.on_answer(

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select, update
 
 from models import audit
 from models.checkin_tables import CheckIn, CheckInAnswer, CheckInStatus
+from models.locks import remember_checkin
 from models.outbox import SEND_LEASE
 from models.tables import (
     OutboxMessage,
@@ -64,16 +65,12 @@ def checkin_for_visit(session: Session, visit_id: int) -> CheckIn | None:
     return session.exec(select(CheckIn).where(CheckIn.visit_id == visit_id)).first()
 
 
-def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
-    """The check-in, locked for this transaction so two updates cannot both advance it."""
-    return session.exec(select(CheckIn).where(CheckIn.id == checkin_id).with_for_update()).first()
-
-
 def in_progress_checkin(session: Session, *, participant_id: int) -> CheckIn | None:
     query = select(CheckIn).where(
         CheckIn.participant_id == participant_id, CheckIn.status == CheckInStatus.IN_PROGRESS
     )
-    return session.exec(query.order_by(col(CheckIn.id).desc()).with_for_update()).first()
+    found = session.exec(query.order_by(col(CheckIn.id).desc()).with_for_update()).first()
+    return remember_checkin(session, found)
 
 
 def start_checkin(
@@ -114,10 +111,13 @@ def record_answer(
     raw: str | None,
     respondent: str | None,
     now: dt.datetime,
+    replaces: bool = True,
 ) -> None:
-    """Store one answer now, retiring any earlier answer to the same item."""
+    """Store one answer now, retiring any earlier answer to the same item. `replaces` False
+    says there is none standing (the caller read the current answers in this transaction)."""
     assert checkin.id is not None
-    retire_answers(session, checkin_id=checkin.id, items=[item])
+    if replaces:
+        retire_answers(session, checkin_id=checkin.id, items=[item])
     session.add(
         CheckInAnswer(
             checkin_id=checkin.id,

@@ -135,7 +135,10 @@ def on_answer(
     rules = alert_rules.current()
     version = f"{checkin.instrument}-v{checkin.version}"
     ids: list[int] = []
-    for hit in evaluate(rules, answers, previous_answers(session, checkin)):
+    # Only RED counts here, so the previous check-in matters only if worsening is RED: a query
+    # or two fewer on every answer under the rules as shipped (worsening is AMBER).
+    previous = previous_answers(session, checkin) if rules.worsening_tier == RED else None
+    for hit in evaluate(rules, answers, previous):
         if hit.tier != RED:
             continue
         alert = raise_escalation(

@@ -1,14 +1,32 @@
-"""The participant row lock that orders withdrawals against sends."""
+"""Row locks: the participant's, which orders withdrawals against sends, and the check-in's.
+
+A row locked once stays locked until the transaction ends, so each lock is remembered in the
+session (one session is one transaction: models/db.transaction) and not taken, or read, again:
+the object this transaction locked is the current row, with its own changes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from models.checkin_tables import CheckIn
 from models.tables import Participant
+
+_LOCKED = "followup_locked_participants"
+
+
+def _remember(session: Session, participants: Iterable[Participant | None]) -> None:
+    held: dict[int, Participant] = session.info.setdefault(_LOCKED, {})
+    held.update((p.id, p) for p in participants if p is not None and p.id is not None)
+
+
+def _held(session: Session) -> dict[int, Participant]:
+    held: dict[int, Participant] = session.info.get(_LOCKED, {})
+    return held
 
 
 def _locked(*where: Any) -> SelectOfScalar[Participant]:
@@ -23,7 +41,11 @@ def lock_participant(session: Session, participant_id: int) -> Participant | Non
     PostgreSQL takes a row lock (FOR UPDATE). SQLite has no row locks: every transaction begins
     IMMEDIATE (models/db.py), so the whole database is already serialised for writers.
     """
-    return session.exec(_locked(Participant.id == participant_id)).first()
+    if participant_id in _held(session):
+        return _held(session)[participant_id]
+    participant = session.exec(_locked(Participant.id == participant_id)).first()
+    _remember(session, [participant])
+    return participant
 
 
 def lock_participants(
@@ -31,10 +53,15 @@ def lock_participants(
 ) -> dict[int, Participant]:
     """`lock_participant` for several rows in one statement, always in ascending id order, so
     two transactions that each lock several participants cannot deadlock on PostgreSQL."""
-    if not participant_ids:
-        return {}
-    query = _locked(col(Participant.id).in_(sorted(participant_ids))).order_by(col(Participant.id))
-    return {p.id: p for p in session.exec(query).all() if p.id is not None}
+    held = _held(session)
+    found = {i: held[i] for i in participant_ids if i in held}
+    rest = sorted(i for i in participant_ids if i not in held)
+    if rest:
+        query = _locked(col(Participant.id).in_(rest)).order_by(col(Participant.id))
+        locked = session.exec(query).all()
+        _remember(session, locked)
+        found.update((p.id, p) for p in locked if p.id is not None)
+    return found
 
 
 def lock_participant_by_user(session: Session, telegram_user_id: int) -> Participant | None:
@@ -44,4 +71,34 @@ def lock_participant_by_user(session: Session, telegram_user_id: int) -> Partici
     taking the participant first, as a withdrawal does, means the two wait for each other
     instead of each holding a row the other needs (a deadlock on PostgreSQL).
     """
-    return session.exec(_locked(Participant.telegram_user_id == telegram_user_id)).first()
+    participant = session.exec(_locked(Participant.telegram_user_id == telegram_user_id)).first()
+    _remember(session, [participant])
+    return participant
+
+
+_LOCKED_CHECKINS = "followup_locked_checkins"
+
+
+def remember_checkin(session: Session, checkin: CheckIn | None) -> CheckIn | None:
+    """Note a check-in this transaction locked: it stays locked, and current, until the end."""
+    if checkin is not None and checkin.id is not None:
+        session.info.setdefault(_LOCKED_CHECKINS, {})[checkin.id] = checkin
+    return checkin
+
+
+def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
+    """The check-in, locked for this transaction so two updates cannot both advance it."""
+    held: dict[int, CheckIn] = session.info.get(_LOCKED_CHECKINS, {})
+    if checkin_id in held:
+        return held[checkin_id]
+    query = select(CheckIn).where(CheckIn.id == checkin_id).with_for_update()
+    found = session.exec(query.execution_options(populate_existing=True)).first()
+    return remember_checkin(session, found)
+
+
+def current_checkin(session: Session, checkin_id: int) -> CheckIn | None:
+    """The check-in as it stands now: the one this transaction locked, or else read afresh."""
+    held: dict[int, CheckIn] = session.info.get(_LOCKED_CHECKINS, {})
+    if checkin_id in held:
+        return held[checkin_id]
+    return session.get(CheckIn, checkin_id, populate_existing=True)

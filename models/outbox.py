@@ -12,8 +12,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from models.checkin_tables import CheckIn
-from models.locks import lock_participants
+from models.locks import current_checkin, lock_participants
 from models.tables import OutboxMessage, OutboxStatus
 from study.consent import has_left_chat, may_send
 
@@ -237,7 +236,7 @@ def superseded(session: Session, purpose: str) -> bool:
     found = _QUESTION.match(purpose)
     if found is None:
         return False
-    checkin = session.get(CheckIn, int(found.group(1)), populate_existing=True)
+    checkin = current_checkin(session, int(found.group(1)))
     return checkin is None or checkin.step != int(found.group(2))
 
 
