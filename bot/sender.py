@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlmodel import Session
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(minutes=10)
 # A periodic flush claims and hands over at once what the rate limiter lets out in this long.
 HAND_OVER_AHEAD_SECONDS = 0.5
+# ...and records its sends together, each within this long of going out.
+RECORD_LINGER_SECONDS = 0.1
 
 
 def backoff(failures: int) -> dt.timedelta:
@@ -52,6 +54,7 @@ class OutboxSender:
         self.deps = deps
         self.concurrency = concurrency
         self.ahead_seconds = HAND_OVER_AHEAD_SECONDS  # see `window`
+        self.record_linger = RECORD_LINGER_SECONDS  # see `_flush_due`
         self._resume_at = 0.0  # `monotonic()` time before which nothing is sent
         # Where the pause after a 429 is measured: the event loop's clock, or a test's.
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
@@ -83,28 +86,34 @@ class OutboxSender:
             return await self._flush_due(self.window(limit))
 
     async def _flush_due(self, limit: int) -> int:
-        """The periodic flush: claim a window, send it, and record its sends together, one
-        transaction for the claim and one for the outcomes of each window.
+        """The periodic flush: claim a window, send it, claim the next; one transaction a claim.
 
-        A withdrawal waits for the window's outcomes rather than each send's: at most about
-        HAND_OVER_AHEAD_SECONDS longer. Between one window's record and the next claim it can
-        commit, and the next claim then stops that participant's messages.
+        Sends are recorded in the background, together, within RECORD_LINGER_SECONDS of each
+        (`_Records`), so no send waits for a transaction and a crash repeats only what went out
+        in that last moment, as with one record per send.
         """
         sent = 0
-        while not self.pause_left():
-            batch = await self.deps.db(self._claim(self.deps.now(), None, limit))
-            marks: list[tuple[int, int]] = []
-            claimed = {m.id for m in batch if m.id is not None}
-            self._in_hand |= claimed  # until their outcomes are recorded
-            try:
-                sent += await self._deliver_batch(batch, marks)
-                if marks:
-                    await self._mark_all_sent(marks)
-            finally:
-                self._in_hand -= claimed
-            if not batch:  # sending can queue more (a 403's alert): claim until none
-                break
+        records = _Records(self._record, self.record_linger)
+        try:
+            while not self.pause_left():
+                batch = await self.deps.db(self._claim(self.deps.now(), None, limit))
+                claimed = {m.id for m in batch if m.id is not None}
+                self._in_hand |= claimed  # until their outcomes are recorded
+                try:
+                    sent += await self._deliver_batch(batch, records.add)
+                finally:
+                    self._in_hand -= claimed - records.waiting()
+                if not batch:  # sending can queue more (a 403's alert): claim until none
+                    break
+        finally:
+            await records.close()
         return sent
+
+    async def _record(self, sent: list[tuple[int, int]]) -> None:
+        try:
+            await self._mark_all_sent(sent)
+        finally:
+            self._in_hand -= {message_id for message_id, _ in sent}
 
     def window(self, limit: int) -> int:
         """How many rows one claim hands over: what the limiter sends in HAND_OVER_AHEAD_SECONDS,
@@ -165,10 +174,10 @@ class OutboxSender:
         await self._settled.wait()
 
     async def _deliver_batch(
-        self, batch: Sequence[OutboxMessage], marks: list[tuple[int, int]] | None
+        self, batch: Sequence[OutboxMessage], record: Callable[[tuple[int, int]], None] | None
     ) -> int:
-        """Send `batch`, chats `concurrency` at a time; a send's outcome is recorded at once,
-        or, given `marks`, appended there for the caller to record."""
+        """Send `batch`, chats `concurrency` at a time; a send is recorded at once, or, given
+        `record`, handed to it (message id, Telegram's message id) to record."""
         by_chat: dict[int, list[OutboxMessage]] = {}
         for message in batch:
             by_chat.setdefault(message.chat_id, []).append(message)
@@ -181,7 +190,7 @@ class OutboxSender:
                     if self.pause_left():
                         await self._put_back(message)
                     else:
-                        sent += await self._deliver(message, marks)
+                        sent += await self._deliver(message, record)
             return sent
 
         return sum(await asyncio.gather(*(deliver_in_order(m) for m in by_chat.values())))
@@ -201,7 +210,7 @@ class OutboxSender:
         )
 
     async def _deliver(
-        self, message: OutboxMessage, marks: list[tuple[int, int]] | None = None
+        self, message: OutboxMessage, record: Callable[[tuple[int, int]], None] | None = None
     ) -> int:
         assert message.id is not None
         message_id = message.id
@@ -240,8 +249,8 @@ class OutboxSender:
             log.warning("outbox %s: %s, retrying", message.purpose, type(exc).__name__)
             await self._failed(message_id, message.attempts, type(exc).__name__)
             return 0
-        if marks is not None:
-            marks.append((message_id, result.message_id))
+        if record is not None:
+            record((message_id, result.message_id))
         else:
             await self._sent.add((message_id, result.message_id))
         return 1
@@ -282,3 +291,62 @@ class OutboxSender:
             )  # fmt: skip
 
         return record
+
+
+class _Records:
+    """The sends of one periodic flush, recorded in the background, together.
+
+    The first send starts a timer of `linger` seconds; every send that finishes before it fires
+    shares the transaction it starts, and no send waits for it. One write at a time, in order.
+    (`GroupCommit` makes each caller wait for its own commit, which is right for a handler's
+    reply but would hold a chat's turn for a whole transaction after every prompt.)
+    """
+
+    def __init__(self, write: Callable[[list[tuple[int, int]]], Awaitable[None]],
+                 linger: float) -> None:  # fmt: skip
+        self._write = write
+        self._linger = linger
+        self._pending: list[tuple[int, int]] = []
+        self._unrecorded: set[int] = set()  # pending, or in a write not yet committed
+        self._timer: asyncio.TimerHandle | None = None
+        self._turn = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def add(self, sent: tuple[int, int]) -> None:
+        self._pending.append(sent)
+        self._unrecorded.add(sent[0])
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._linger, self._start)
+
+    def waiting(self) -> set[int]:
+        """Message ids sent and not yet recorded."""
+        return set(self._unrecorded)
+
+    def _start(self) -> None:
+        self._timer = None
+        task = asyncio.create_task(self._write_pending())
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The rows stay SENDING until their lease runs out, then go again: as after a crash.
+            log.error("recording sent messages failed: %s", type(task.exception()).__name__)
+
+    async def _write_pending(self) -> None:
+        async with self._turn:
+            batch, self._pending = self._pending, []
+            try:
+                if batch:
+                    await self._write(batch)
+            finally:
+                self._unrecorded -= {message_id for message_id, _ in batch}
+
+    async def close(self) -> None:
+        """Record everything sent: wait for the writes under way, then write the rest now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._write_pending()

@@ -91,6 +91,17 @@ def _starter(rng: random.Random, sandbox: Sandbox, chat_id: int, n: int) -> Call
     return after_kth_send
 
 
+async def _at_once() -> None:
+    pass
+
+
+async def _flush_once_started(flush: Callable[[], Awaitable[int]], committing: list[float]) -> int:
+    """The flush, once the withdrawal has begun its first attempt (on its worker thread)."""
+    while not committing:
+        await asyncio.sleep(0)  # a yield to the event loop, not a wait
+    return await flush()
+
+
 async def test_no_message_is_sent_after_a_withdrawal_commits(
     bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
 ) -> None:
@@ -113,8 +124,13 @@ async def test_no_message_is_sent_after_a_withdrawal_commits(
         work = partial(_withdraw, participant_id=participant_id, scope=scope,
                        study_id=study_id, now=clock(), committing=committing)  # fmt: skip
 
-        racing = _withdraw_soon(engine, work, _starter(rng, sandbox, user.id, n))
-        _, outcome = await asyncio.gather(sender(bot).flush(), racing)
+        if rng.random() < 0.2:  # the withdrawal starts first and the flush meets it
+            racing = _withdraw_soon(engine, work, _at_once)
+            flushing = _flush_once_started(out.flush, committing)
+        else:
+            racing = _withdraw_soon(engine, work, _starter(rng, sandbox, user.id, n))
+            flushing = out.flush()
+        _, outcome = await asyncio.gather(flushing, racing)
         stats["retries_while_in_flight"] += len(committing) - 1
         await sender(bot).flush()  # the confirmation
         confirmation = render(f"withdrawal_done_{scope.value}", "zh", samples=None,
@@ -277,13 +293,49 @@ async def test_a_flush_hands_over_only_what_the_limiter_sends_within_a_moment(
     real_claim = outbox.claim
 
     def claim(session: Session, **kwargs: Any) -> list[OutboxMessage]:
-        unsent = session.exec(
-            select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.SENDING)
-        ).all()
+        handed = session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.status != OutboxStatus.PENDING)
+        ).all()  # handed over, whether their sends are recorded yet or not
         rows = real_claim(session, **kwargs)
-        claims.append((len(unsent), len(rows)))
+        claims.append((len(handed) - sandbox.sent_count(), len(rows)))
         return rows
 
     monkeypatch.setattr(outbox, "claim", claim)
     assert await out.flush() == 30
     assert claims == [(0, 14), (0, 14), (0, 2), (0, 0)]
+
+
+async def test_a_flush_records_each_send_at_once_not_when_its_window_is_done(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A window's sends are recorded in the background, within a moment of each: a send still
+    under way does not hold back the record of one that went out (a crash would repeat it, and
+    a withdrawal would wait for it)."""
+    first, second = sandbox.add_user(), sandbox.add_user()
+    _prepare(engine, clock, "W001", first.id, 1)
+    _prepare(engine, clock, "W002", second.id, 1)
+    out = sender(bot)
+    out.record_linger = 0.0  # the next turn of the event loop
+    recorded_meanwhile: list[bool] = []
+    real_send = type(bot.bot).send_message
+
+    def first_recorded() -> bool:
+        with transaction(engine) as session:
+            row = session.exec(
+                select(OutboxMessage).where(OutboxMessage.chat_id == first.id)
+            ).one()
+            return row.status == OutboxStatus.SENT
+
+    async def send_message(self: Any, chat_id: int, *args: Any, **kwargs: Any) -> Any:
+        if chat_id == second.id:  # this send is still under way: the other is recorded first
+            for _ in range(20_000):
+                if sandbox.messages_to(first.id) and first_recorded():
+                    break
+                await asyncio.sleep(0)  # a yield to the event loop and the writer's thread
+            recorded_meanwhile.append(first_recorded())
+        return await real_send(self, chat_id, *args, **kwargs)
+
+    monkeypatch.setattr(type(bot.bot), "send_message", send_message)
+    assert await out.flush() == 2
+    assert recorded_meanwhile == [True]
