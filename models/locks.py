@@ -1,8 +1,8 @@
 """Row locks: the participant's, which orders withdrawals against sends, and the check-in's.
 
 A row locked once stays locked until the transaction ends, so each lock is remembered in the
-session (one session is one transaction: models/db.transaction) and not taken, or read, again:
-the object this transaction locked is the current row, with its own changes.
+session until then (forgotten at every commit or rollback) and not taken, or read, again: the
+object this transaction locked is the current row, with its own changes.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -17,6 +19,17 @@ from models.checkin_tables import CheckIn
 from models.tables import Participant
 
 _LOCKED = "followup_locked_participants"
+_LOCKED_CHECKINS = "followup_locked_checkins"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
+    """A commit or rollback releases the locks: forget them, whoever ended the transaction.
+    (A flush runs in an inner SessionTransaction of its own, which releases nothing.)"""
+    if transaction.parent is not None:
+        return
+    session.info.pop(_LOCKED, None)
+    session.info.pop(_LOCKED_CHECKINS, None)
 
 
 def _remember(session: Session, participants: Iterable[Participant | None]) -> None:
@@ -74,9 +87,6 @@ def lock_participant_by_user(session: Session, telegram_user_id: int) -> Partici
     participant = session.exec(_locked(Participant.telegram_user_id == telegram_user_id)).first()
     _remember(session, [participant])
     return participant
-
-
-_LOCKED_CHECKINS = "followup_locked_checkins"
 
 
 def remember_checkin(session: Session, checkin: CheckIn | None) -> CheckIn | None:

@@ -162,3 +162,19 @@ def test_each_transaction_starts_with_no_locks_held(engine: Engine, clock: Froze
     with Session(engine) as session, counting(engine) as selects:
         lock_participant(session, participant_id)
     assert len(selects) == 1
+
+
+def test_a_commit_inside_a_session_forgets_its_locks(engine: Engine, clock: FrozenClock) -> None:
+    """The memory ends with the transaction, however it ends: a session that commits and goes
+    on locks (and reads) the row again."""
+    participant_id = _linked(engine, clock, "P001", 4101)
+    checkin_id = _checkin(engine, clock, "P001")
+    with Session(engine) as session, counting(engine) as selects:
+        lock_participant(session, participant_id)
+        locked_checkin(session, checkin_id)
+        session.commit()
+        lock_participant(session, participant_id)
+        locked_checkin(session, checkin_id)
+        session.rollback()
+        lock_participant(session, participant_id)
+    assert len(selects) == 5
