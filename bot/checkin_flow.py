@@ -25,7 +25,7 @@ from models.checkins import (
     shown_message,
     start_checkin,
 )
-from models.locks import lock_participant_by_user, locked_checkin
+from models.locks import lock_participant_by_user, locked_checkin_with_visit
 from models.participants import participant_by_user
 from models.tables import Participant, Visit
 from study.validators import normalise
@@ -94,13 +94,15 @@ def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
     participant = lock_participant_by_user(session, u.user_id)  # its reply is handed over here
     if participant is None or not may_answer(participant):
         return stale(participant)
-    checkin = locked_checkin(session, button.checkin_id)
+    found = locked_checkin_with_visit(session, button.checkin_id)
+    if found is None:
+        return stale(participant)
+    checkin, visit = found  # the visit stays in the session for the turn (a submit needs it)
     if (
-        checkin is None
-        or checkin.participant_id != participant.id
+        checkin.participant_id != participant.id
         or checkin.status != CheckInStatus.IN_PROGRESS
         or checkin.step != button.step
-        or not window_open(session.get(Visit, checkin.visit_id), local_today(participant, u.now))
+        or not window_open(visit, local_today(participant, u.now))
     ):
         return stale(participant)
     turn = Turn(session, participant, checkin, u.now, u.team_contact)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from models.checkin_tables import CheckIn
-from models.tables import Participant
+from models.tables import Participant, Visit
 
 _LOCKED = "followup_locked_participants"
 _LOCKED_CHECKINS = "followup_locked_checkins"
@@ -96,14 +96,25 @@ def remember_checkin(session: Session, checkin: CheckIn | None) -> CheckIn | Non
     return checkin
 
 
-def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
-    """The check-in, locked for this transaction so two updates cannot both advance it."""
+def locked_checkin_with_visit(session: Session, checkin_id: int) -> tuple[CheckIn, Visit] | None:
+    """The check-in, locked for this transaction so two updates cannot both advance it, and its
+    visit (read, not locked), in one statement."""
     held: dict[int, CheckIn] = session.info.get(_LOCKED_CHECKINS, {})
     if checkin_id in held:
-        return held[checkin_id]
-    query = select(CheckIn).where(CheckIn.id == checkin_id).with_for_update()
-    found = session.exec(query.execution_options(populate_existing=True)).first()
-    return remember_checkin(session, found)
+        visit = session.get(Visit, held[checkin_id].visit_id)
+        return (held[checkin_id], visit) if visit is not None else None
+    query = (
+        select(CheckIn, Visit)
+        .join(Visit, col(Visit.id) == col(CheckIn.visit_id))
+        .where(CheckIn.id == checkin_id)
+        .with_for_update(of=CheckIn)
+        .execution_options(populate_existing=True)
+    )
+    found = session.exec(query).first()
+    if found is None:
+        return None
+    remember_checkin(session, found[0])
+    return found[0], found[1]
 
 
 def current_checkin(session: Session, checkin_id: int) -> CheckIn | None:

@@ -20,14 +20,14 @@ from sqlmodel import Session, select
 
 from messages import alert_rules
 from models import escalation
-from models.checkins import CheckInStatus, current_answers, record_answer, start_checkin
+from models.checkins import CheckIn, CheckInStatus, current_answers, record_answer, start_checkin
 from models.db import transaction
 from models.locks import (
     current_checkin,
     lock_participant,
     lock_participant_by_user,
     lock_participants,
-    locked_checkin,
+    locked_checkin_with_visit,
 )
 from models.participants import participant_by_study_id
 from models.tables import Alert, Participant, Visit
@@ -60,6 +60,11 @@ def _linked(engine: Engine, clock: FrozenClock, study_id: str, user_id: int) -> 
         participant.telegram_user_id = participant.telegram_chat_id = user_id
         session.add(participant)
         return participant.id
+
+
+def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
+    found = locked_checkin_with_visit(session, checkin_id)
+    return found[0] if found is not None else None
 
 
 def test_a_participant_locked_once_is_not_read_again_in_the_same_transaction(
@@ -106,11 +111,14 @@ def test_a_check_in_locked_once_is_current_for_the_rest_of_the_transaction(
     _linked(engine, clock, "P001", 4101)
     checkin_id = _checkin(engine, clock, "P001")
     with transaction(engine) as session, counting(engine) as selects:
-        checkin = locked_checkin(session, checkin_id)
-        assert checkin is not None
+        found = locked_checkin_with_visit(session, checkin_id)
+        assert found is not None
+        checkin, visit = found
         checkin.step += 1  # as the turn moves it on, before anything is flushed
-        assert locked_checkin(session, checkin_id) is checkin
+        assert locked_checkin_with_visit(session, checkin_id) == (checkin, visit)
+        assert session.get(Visit, checkin.visit_id) is visit
         current = current_checkin(session, checkin_id)
+    # One SELECT in all: the check-in with its visit, both answered from the session after.
     assert len(selects) == 1 and current is checkin and current.step == checkin.step
     with transaction(engine) as session, counting(engine) as selects:
         unlocked = current_checkin(session, checkin_id)  # not locked here: read afresh
