@@ -62,3 +62,16 @@ def open_visit(
         )
         assert visit.id is not None
         return visit.id
+
+
+def linked_participant(engine: Engine, clock: FrozenClock, study_id: str, user_id: int) -> int:
+    """An enrolled participant linked to Telegram user (and private chat) `user_id`; their id."""
+    from models.participants import participant_by_study_id
+
+    enroll_participant(engine, clock, study_id)
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, study_id)
+        assert participant is not None and participant.id is not None
+        participant.telegram_user_id = participant.telegram_chat_id = user_id
+        session.add(participant)
+        return participant.id

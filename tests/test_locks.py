@@ -29,11 +29,10 @@ from models.locks import (
     lock_participants,
     locked_checkin_with_visit,
 )
-from models.participants import participant_by_study_id
 from models.tables import Alert, Participant, Visit
 from scheduler.clock import FrozenClock
 from study.alert_rules import RED
-from tests.factories import enroll_participant, open_visit
+from tests.factories import linked_participant, open_visit
 
 
 @contextmanager
@@ -52,16 +51,6 @@ def counting(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
-def _linked(engine: Engine, clock: FrozenClock, study_id: str, user_id: int) -> int:
-    enroll_participant(engine, clock, study_id)
-    with transaction(engine) as session:
-        participant = participant_by_study_id(session, study_id)
-        assert participant is not None and participant.id is not None
-        participant.telegram_user_id = participant.telegram_chat_id = user_id
-        session.add(participant)
-        return participant.id
-
-
 def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
     found = locked_checkin_with_visit(session, checkin_id)
     return found[0] if found is not None else None
@@ -70,8 +59,8 @@ def locked_checkin(session: Session, checkin_id: int) -> CheckIn | None:
 def test_a_participant_locked_once_is_not_read_again_in_the_same_transaction(
     engine: Engine, clock: FrozenClock
 ) -> None:
-    first = _linked(engine, clock, "P001", 4101)
-    second = _linked(engine, clock, "P002", 4102)
+    first = linked_participant(engine, clock, "P001", 4101)
+    second = linked_participant(engine, clock, "P002", 4102)
     with transaction(engine) as session, counting(engine) as selects:
         held = lock_participant_by_user(session, 4101)
         assert held is not None and held.id == first
@@ -108,7 +97,7 @@ def _checkin(engine: Engine, clock: FrozenClock, study_id: str, number: int = 1,
 def test_a_check_in_locked_once_is_current_for_the_rest_of_the_transaction(
     engine: Engine, clock: FrozenClock
 ) -> None:
-    _linked(engine, clock, "P001", 4101)
+    linked_participant(engine, clock, "P001", 4101)
     checkin_id = _checkin(engine, clock, "P001")
     with transaction(engine) as session, counting(engine) as selects:
         found = locked_checkin_with_visit(session, checkin_id)
@@ -134,7 +123,7 @@ def test_a_red_worsening_rule_reads_the_previous_check_in_and_an_amber_one_waits
     rules = dataclasses.replace(alert_rules.current(), worsening_tier=tier)
     monkeypatch.setattr(alert_rules, "current", lambda: rules)
     item = rules.worsening_items[0]
-    participant_id = _linked(engine, clock, "P001", 4101)
+    participant_id = linked_participant(engine, clock, "P001", 4101)
     earlier = _checkin(engine, clock, "P001")
     with transaction(engine) as session:
         checkin = locked_checkin(session, earlier)
@@ -164,7 +153,7 @@ def test_a_red_worsening_rule_reads_the_previous_check_in_and_an_amber_one_waits
 
 
 def test_each_transaction_starts_with_no_locks_held(engine: Engine, clock: FrozenClock) -> None:
-    participant_id = _linked(engine, clock, "P001", 4101)
+    participant_id = linked_participant(engine, clock, "P001", 4101)
     with transaction(engine) as session:
         lock_participant(session, participant_id)
     with Session(engine) as session, counting(engine) as selects:
@@ -175,7 +164,7 @@ def test_each_transaction_starts_with_no_locks_held(engine: Engine, clock: Froze
 def test_a_commit_inside_a_session_forgets_its_locks(engine: Engine, clock: FrozenClock) -> None:
     """The memory ends with the transaction, however it ends: a session that commits and goes
     on locks (and reads) the row again."""
-    participant_id = _linked(engine, clock, "P001", 4101)
+    participant_id = linked_participant(engine, clock, "P001", 4101)
     checkin_id = _checkin(engine, clock, "P001")
     with Session(engine) as session, counting(engine) as selects:
         lock_participant(session, participant_id)

@@ -27,28 +27,23 @@ from messages.render import render
 from models import outbox
 from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
 from models.db import transaction
-from models.participants import participant_by_study_id
 from models.tables import AuditEvent, OutboxMessage, OutboxStatus, Participant
 from sandbox import Fault, Sandbox
 from scheduler.clock import FrozenClock
 from study.consent import Scope
-from tests.factories import enroll_participant
+from tests.factories import linked_participant
 
 ROUNDS = int(os.environ.get("FOLLOWUP_RACE_ROUNDS", "200"))
 
 
 def _prepare(engine: Engine, clock: FrozenClock, study_id: str, chat_id: int, n: int) -> int:
-    enroll_participant(engine, clock, study_id)
+    participant_id = linked_participant(engine, clock, study_id, chat_id)
     with transaction(engine) as session:
-        participant = participant_by_study_id(session, study_id)
-        assert participant is not None and participant.id is not None
-        participant.telegram_user_id = participant.telegram_chat_id = chat_id
-        session.add(participant)
         for k in range(n):
             outbox.enqueue(session, purpose=f"news:{study_id}:{k}", chat_id=chat_id,
-                           participant_id=participant.id, text=f"message {k}",
+                           participant_id=participant_id, text=f"message {k}",
                            now=clock())  # fmt: skip
-        return participant.id
+    return participant_id
 
 
 def _withdraw(
