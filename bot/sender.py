@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -181,19 +182,25 @@ class OutboxSender:
         by_chat: dict[int, list[OutboxMessage]] = {}
         for message in batch:
             by_chat.setdefault(message.chat_id, []).append(message)
-        gate = asyncio.Semaphore(self.concurrency)
+        # `concurrency` lanes, each taking the next chat's messages until none is left: a task
+        # per chat behind a semaphore made a task, a wait and a wake-up for every chat, which
+        # cost about a sixth of the rate in the fan-out benchmark (docs/benchmarks.md).
+        chats = deque(by_chat.values())
 
-        async def deliver_in_order(messages: list[OutboxMessage]) -> int:
+        async def lane() -> int:
             sent = 0
-            async with gate:
-                for message in messages:
+            while chats:
+                for message in chats.popleft():
                     if self.pause_left():
                         await self._put_back(message)
                     else:
                         sent += await self._deliver(message, record)
             return sent
 
-        return sum(await asyncio.gather(*(deliver_in_order(m) for m in by_chat.values())))
+        lanes = min(self.concurrency, len(chats))
+        if lanes == 1:  # a handler's reply: one chat
+            return await lane()
+        return sum(await asyncio.gather(*(lane() for _ in range(lanes))))
 
     async def _put_back(self, message: OutboxMessage) -> None:
         """Return a claimed row unsent, due again when the pause ends."""
