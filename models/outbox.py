@@ -8,8 +8,9 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import case, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.locks import current_checkin, lock_participants
@@ -83,6 +84,7 @@ def enqueue_many(session: Session, rows: Sequence[dict[str, Any]], *, now: dt.da
 
 SEND_LEASE = dt.timedelta(minutes=2)
 _CLAIMABLE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+RECORD_CHUNK = 500  # rows recorded in one statement (`mark_all_sent`)
 
 
 def claim(
@@ -157,16 +159,12 @@ def claim(
         .execution_options(synchronize_session=False)
     )
     won = set(flipped.scalars())
-    claimed = [i for i in going if i in won]
-    if not claimed:
-        return []
-    fresh = session.exec(
-        select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(claimed))
-        .execution_options(populate_existing=True)
-    ).all()
-    by_id = {m.id: m for m in fresh}
-    return [by_id[i] for i in claimed]
+    claimed = [m for m in candidates if m.id in won]
+    for message in claimed:  # what the UPDATE wrote, set on the rows read above, not read again
+        set_committed_value(message, "status", OutboxStatus.SENDING.value)
+        set_committed_value(message, "next_attempt_at", now + lease)
+        set_committed_value(message, "handed_at", now)
+    return claimed
 
 
 def hand_over_queued(
@@ -255,19 +253,24 @@ def in_flight(session: Session, *, participant_id: int, now: dt.datetime) -> lis
 
 
 def mark_all_sent(session: Session, *, sent: Sequence[tuple[int, int]], now: dt.datetime) -> None:
-    """`mark_sent` for many (message id, Telegram message id) pairs in one statement."""
+    """`mark_sent` for many (message id, Telegram message id) pairs: one statement for each
+    RECORD_CHUNK rows, a CASE on the id giving each row its own Telegram id.
+
+    An executemany of one UPDATE a row took about 40 ms of wall time for a hundred sends while
+    sending went on (each row's step hands Python's GIL to the event loop and waits to get it
+    back), and the sender's next claim waited behind it for the writer's turn; one statement
+    takes about 12 ms.
+    """
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    # Core executemany, not the ORM's bulk update by primary key, which costs several times as
-    # much per row in Python, and this runs after every send.
-    statement = (
-        table.update()
-        .where(table.c.id == bindparam("b_id"))
-        .values(status=OutboxStatus.SENT.value, sent_at=bindparam("b_at"),
-                telegram_message_id=bindparam("b_tg"))
-    )  # fmt: skip
-    rows = [{"b_id": message_id, "b_at": now, "b_tg": telegram_message_id}
-            for message_id, telegram_message_id in sent]  # fmt: skip
-    session.connection().execute(statement, rows)
+    for start in range(0, len(sent), RECORD_CHUNK):
+        chunk = dict(sent[start : start + RECORD_CHUNK])
+        statement = (
+            table.update()
+            .where(table.c.id.in_(list(chunk)))
+            .values(status=OutboxStatus.SENT.value, sent_at=now,
+                    telegram_message_id=case(chunk, value=table.c.id))
+        )  # fmt: skip
+        session.connection().execute(statement)
 
 
 def mark_sent(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from messages.instruments import latest
 from models import outbox
@@ -150,3 +152,38 @@ def test_a_claim_hands_over_what_it_claims(engine: Engine, clock: FrozenClock) -
         assert outbox.in_flight(session, participant_id=participant_id, now=clock()) == [ids[1]]
         stale = session.get(OutboxMessage, ids[0])
         assert stale is not None and stale.status == OutboxStatus.CANCELLED
+
+
+def test_a_claim_returns_its_rows_as_it_wrote_them(engine: Engine, clock: FrozenClock) -> None:
+    """The claimed rows are not read again after the claim's UPDATE: what the sender gets must
+    be what the database now holds."""
+    ids = [_enqueue(engine, clock, f"p{n}") for n in range(3)]
+    lease = dt.timedelta(seconds=90)
+    with transaction(engine) as session:
+        claimed = outbox.claim(session, now=clock(), lease=lease)
+    with transaction(engine) as session:
+        stored = {m.id: m for m in session.exec(select(OutboxMessage)).all()}
+    assert [m.id for m in claimed] == ids
+    for message in claimed:
+        row = stored[message.id]
+        assert message.status == row.status == OutboxStatus.SENDING
+        assert message.next_attempt_at == row.next_attempt_at == clock() + lease
+        assert message.handed_at == row.handed_at == clock()
+        assert (message.text, message.chat_id, message.attempts) == (row.text, row.chat_id,
+                                                                      row.attempts)  # fmt: skip
+
+
+def test_sends_recorded_together_each_keep_their_own_telegram_id(
+    engine: Engine, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_enqueue(engine, clock, f"p{n}") for n in range(5)]
+    monkeypatch.setattr(outbox, "RECORD_CHUNK", 2)  # three statements: 2, 2 and 1 rows
+    with transaction(engine) as session:
+        outbox.claim(session, now=clock())
+        outbox.mark_all_sent(session, sent=[(i, 900 + n) for n, i in enumerate(ids) if i],
+                             now=clock())  # fmt: skip
+    with transaction(engine) as session:
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    assert [(r.status, r.telegram_message_id, r.sent_at) for r in rows] == [
+        (OutboxStatus.SENT, 900 + n, clock()) for n in range(5)
+    ]
