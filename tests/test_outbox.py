@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -174,10 +173,9 @@ def test_a_claim_returns_its_rows_as_it_wrote_them(engine: Engine, clock: Frozen
 
 
 def test_sends_recorded_together_each_keep_their_own_telegram_id(
-    engine: Engine, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, clock: FrozenClock
 ) -> None:
     ids = [_enqueue(engine, clock, f"p{n}") for n in range(5)]
-    monkeypatch.setattr(outbox, "RECORD_CHUNK", 2)  # three statements: 2, 2 and 1 rows
     with transaction(engine) as session:
         outbox.claim(session, now=clock())
         outbox.mark_all_sent(session, sent=[(i, 900 + n) for n, i in enumerate(ids) if i],
