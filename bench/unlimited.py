@@ -3,9 +3,10 @@
 One dispatch pass queues a prompt for each of `prompts` participants (once, into a template
 database that every run copies). The sandbox enforces no limit and the Bot's rate limiter is set
 out of reach on both sides, so what is left is the work per message: the real sender
-(bot/sender.OutboxSender) claims rows, hands each over under the participant's lock, sends it
-and marks it sent; the baseline calls `bot.send_message` for the same rows in a loop. Both use
-the same Bot, built by the real application, one message at a time.
+(bot/sender.OutboxSender) claims a window of rows, which is their hand-over under the
+participants' locks, sends them `send_concurrency` chats at a time and records the sends; the
+baseline calls `bot.send_message` for the same rows in a loop, one at a time. Both use the same
+Bot, built by the real application.
 """
 
 from __future__ import annotations
