@@ -198,7 +198,7 @@ class OutboxSender:
             return sent
 
         lanes = min(self.concurrency, len(chats))
-        if lanes == 1:  # a handler's reply: one chat
+        if lanes == 1:  # one chat (a handler's reply) or one lane: no tasks to gather
             return await lane()
         return sum(await asyncio.gather(*(lane() for _ in range(lanes))))
 
