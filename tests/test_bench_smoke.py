@@ -64,9 +64,11 @@ def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:
 
 
 async def test_fanout_with_limits_off_delivers_every_prompt_on_both_sides() -> None:
-    paired = await unlimited.measure(10, runs=1)
-    assert [f.messages for f in paired.baseline + paired.subject] == [10, 10]
-    assert len(unlimited_rows(unlimited.summary(paired), prompts=10)) == 1
+    measured = await unlimited.measure(10, runs=1)
+    for paired in (measured.own_process, measured.bot_process):
+        assert [f.messages for f in paired.baseline + paired.subject] == [10, 10]
+    rows = unlimited_rows(unlimited.summary(measured), prompts=10)
+    assert ["own process" in rows[0][0], "bot's process" in rows[1][0]] == [True, True]
 
 
 async def test_restart_benchmark_sends_every_overdue_prompt() -> None:

@@ -1,0 +1,48 @@
+"""Serve the sandbox in a process of its own: `python -m sandbox [--users N]`.
+
+Telegram's servers never share the bot's CPU; a sandbox inside the bot's process does, and then
+every request's server half competes with the bot for the same interpreter. The benchmarks that
+measure the bot's own sending cost run the sandbox here instead (bench/unlimited.py).
+
+When it is listening it prints one JSON line, `{"port", "api_url", "token", "users"}` (the ids of
+the `--users` participants it made), and then serves until its standard input closes, so it
+never outlives the process that started it. The user side is served over HTTP under
+`/sandbox/...` (sandbox/user_api.py), `/sandbox/stats` among it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from sandbox.server import Sandbox
+
+
+async def serve(users: int, port: int) -> None:
+    sandbox = await Sandbox().start(port=port)
+    try:
+        made = [sandbox.add_user().id for _ in range(users)]
+        ready = {"port": sandbox.port, "api_url": sandbox.api_url, "token": sandbox.token,
+                 "users": made}  # fmt: skip
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+        # Blocking read on a worker thread: asyncio has no portable non-blocking stdin.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    finally:
+        await sandbox.stop()
+
+
+def main(
+    users: Annotated[int, typer.Option(min=0, help="participants to add before serving")] = 0,
+    port: Annotated[int, typer.Option(min=0, help="0 picks a free port")] = 0,
+) -> None:
+    """Serve the loopback sandbox until standard input closes."""
+    asyncio.run(serve(users, port))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,57 @@
+"""Start `python -m sandbox` as a child process and talk to its user side over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import httpx
+
+
+class SandboxProcess:
+    """`async with SandboxProcess(users=n) as sandbox:` a sandbox with its own interpreter.
+
+    The child serves until its standard input closes; leaving the block closes it and waits.
+    """
+
+    def __init__(self, *, users: int = 0) -> None:
+        self.users_wanted = users
+        self.port = 0
+        self.api_url = ""
+        self.token = ""
+        self.users: list[int] = []
+        self._child: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> SandboxProcess:
+        self._child = child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sandbox", "--users", str(self.users_wanted),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert child.stdout is not None
+        line = await child.stdout.readline()
+        if not line:
+            await child.wait()
+            raise RuntimeError(f"python -m sandbox exited with {child.returncode} before serving")
+        ready = json.loads(line)
+        self.port, self.api_url, self.token = ready["port"], ready["api_url"], ready["token"]
+        self.users = list(ready["users"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        assert child.stdin is not None
+        child.stdin.close()
+        if await child.wait() != 0:
+            raise RuntimeError(f"python -m sandbox exited with {child.returncode}")
+
+    async def stats(self) -> dict[str, Any]:
+        """The child's /sandbox/stats: messages sent, updates pending, calls made."""
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{self.port}/sandbox/stats")
+            response.raise_for_status()
+            stats: dict[str, Any] = response.json()
+            return stats
