@@ -5,12 +5,18 @@ due and as many again a reminder. Two passes are measured on each size:
 - the send-hour pass (10:00 local), which queues that morning's prompts and reminders;
 - an idle pass half an hour later, which is what 1,439 of the day's 1,440 passes look like.
 Time is measured without tracemalloc; peak memory on a dry run of the same pass.
+
+Then the next day's send-hour pass runs while another thread writes as a participant's answer
+does (an urgent transaction, as bot/deps.py marks the handlers'), every PROBE_EVERY seconds:
+how long an answer waits behind the busiest pass, against the same writes with no pass running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -18,12 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
 from bench.setup import add_participants, scratch
-from models.db import make_engine
+from models.db import URGENT, make_engine, transaction
+from models.tables import Participant
 from scheduler.dispatch import dispatch_pass
 
 FIRST_ENROLMENT = dt.date(2025, 10, 1)
 SEND_HOUR = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
+PROBE_EVERY = 0.02  # seconds between the probe's writes: 50 answers a second
+QUIET_WRITES = 50  # the probe's writes with no pass running
 T = TypeVar("T")
 
 
@@ -37,6 +50,14 @@ class PassFigures:
     busy_peak_mb: float
     idle_seconds: float
     idle_peak_mb: float
+    next_seconds: float  # the next day's send-hour pass, with answers written meanwhile
+    next_messages: int
+    answer_writes: list[float]  # seconds each, during that pass
+    quiet_writes: list[float]  # seconds each, with no pass running
+
+    @staticmethod
+    def p50_max_ms(writes: list[float]) -> tuple[float, float]:
+        return statistics.median(writes) * 1000, max(writes) * 1000
 
 
 def _timed(run: Callable[[], T]) -> tuple[float, T]:
@@ -52,6 +73,39 @@ def _peak(run: Callable[[], object]) -> float:
         return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
+
+
+def _answer_writes(engine: Engine, done: threading.Event, writes: list[float], *,
+                   count: int | None = None) -> None:  # fmt: skip
+    """On its own thread: an answer's write (urgent, one participant's row) every PROBE_EVERY s
+    until `done` is set or `count` writes are made; the wall time of each goes into `writes`."""
+    URGENT.set(True)  # this thread's own context, as bot/deps.py sets it for a handler's work
+    touch = update(Participant).where(col(Participant.id) == 1)
+    touch = touch.values(language=Participant.language)
+    while True:  # at least one write, however short the pass
+        start = time.perf_counter()
+        with transaction(engine) as session:
+            session.execute(touch)
+        writes.append(time.perf_counter() - start)
+        if done.is_set() or (count is not None and len(writes) >= count):
+            return
+        done.wait(PROBE_EVERY)
+
+
+def _with_answers(engine: Engine, run: Callable[[], T], *, count: int | None = None
+                  ) -> tuple[list[float], T]:  # fmt: skip
+    """Run `run` here while another thread writes as answers do; the writes' wall times."""
+    done, writes = threading.Event(), list[float]()
+    prober = threading.Thread(target=_answer_writes, args=(engine, done, writes),
+                              kwargs={"count": count})  # fmt: skip
+    prober.start()
+    try:
+        result = run()
+    finally:
+        if count is None:
+            done.set()
+        prober.join()
+    return writes, result
 
 
 def measure(participants: int, *, database_url: str | None = None) -> PassFigures:
@@ -75,9 +129,15 @@ def measure(participants: int, *, database_url: str | None = None) -> PassFigure
         later = SEND_HOUR + dt.timedelta(minutes=30)
         idle_seconds, _ = _timed(lambda: dispatch_pass(engine, settings, later))
         idle_peak = _peak(lambda: dispatch_pass(engine, settings, later))
+        next_day = SEND_HOUR + dt.timedelta(days=1)
+        answers, (next_seconds, next_report) = _with_answers(
+            engine, lambda: _timed(lambda: dispatch_pass(engine, settings, next_day))
+        )
+        quiet, _ = _with_answers(engine, lambda: None, count=QUIET_WRITES)
         engine.dispose()
     return PassFigures(
         participants, int(visits), plan_seconds, busy_seconds,
         report.messages,
         busy_peak, idle_seconds, idle_peak,
+        next_seconds, next_report.messages, answers, quiet,
     )  # fmt: skip

@@ -25,6 +25,8 @@ def dispatch_rows(f: PassFigures, *, baseline: list[list[str]]) -> list[list[str
     base_ms = float(first[2].split()[0]) if first else f.idle_seconds * 1000
     idle_ms = f.idle_seconds * 1000
     n = f"{f.participants:,}"
+    busy_p50, busy_max = f.p50_max_ms(f.answer_writes)
+    quiet_p50, quiet_max = f.p50_max_ms(f.quiet_writes)
     return [
         [f"idle pass, {n} participants ({f.visits:,} visit rows)", "< 100 ms",
          f"{idle_ms:.1f} ms, peak {f.idle_peak_mb:.2f} MiB",
@@ -34,6 +36,12 @@ def dispatch_rows(f: PassFigures, *, baseline: list[list[str]]) -> list[list[str
          f"peak {f.busy_peak_mb:.1f} MiB",
          "—", f"{f.busy_seconds * 1000 / max(1, f.busy_messages):.2f} ms/message"],
         [f"first plan, {n} participants", "—", f"{f.plan_seconds:.1f} s", "—", "—"],
+        [f"an answer's write during the next send-hour pass, {n} participants",
+         "—",
+         f"p50 {busy_p50:.1f} ms, max {busy_max:.0f} ms ({len(f.answer_writes)} writes during "
+         f"{f.next_seconds * 1000:.0f} ms for {f.next_messages:,} messages)",
+         f"p50 {quiet_p50:.1f} ms, max {quiet_max:.0f} ms (no pass running)",
+         f"max +{busy_max - quiet_max:.0f} ms"],
     ]  # fmt: skip
 
 

@@ -40,7 +40,10 @@ async def test_fanout_benchmark_delivers_every_prompt() -> None:
 def test_dispatch_benchmark_measures_both_passes() -> None:
     figures = dispatch.measure(60)
     assert figures.visits > 60 and figures.busy_messages >= 0
-    assert "idle pass, 60 participants" in section(dispatch_rows(figures, baseline=[]))
+    assert len(figures.answer_writes) >= 1 and len(figures.quiet_writes) == dispatch.QUIET_WRITES
+    table = section(dispatch_rows(figures, baseline=[]))
+    assert "idle pass, 60 participants" in table
+    assert "an answer's write during the next send-hour pass, 60 participants" in table
 
 
 async def test_conversation_benchmark_gets_a_reply_to_every_answer(tmp_path: Path) -> None:
