@@ -6,14 +6,15 @@ due and as many again a reminder. Two passes are measured on each size:
 - an idle pass half an hour later, which is what 1,439 of the day's 1,440 passes look like.
 Time is measured without tracemalloc; peak memory on a dry run of the same pass.
 
-Then the next day's send-hour pass runs while another thread writes as a participant's answer
-does (an urgent transaction, as bot/deps.py marks the handlers'), every PROBE_EVERY seconds:
-how long an answer waits behind the busiest pass, against the same writes with no pass running.
+Then the next day's send-hour pass runs while another thread makes a participant's answer's
+first write (its update stored in the inbox), every PROBE_EVERY seconds: how long an answer
+waits behind the busiest pass, against the same writes with no pass running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import statistics
 import tempfile
 import threading
@@ -24,19 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 
 from bench.setup import add_participants, scratch
-from models.db import URGENT, make_engine, transaction
-from models.tables import Participant
+from models import inbox
+from models.db import make_engine, transaction
 from scheduler.dispatch import dispatch_pass
 
 FIRST_ENROLMENT = dt.date(2025, 10, 1)
 SEND_HOUR = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
 PROBE_EVERY = 0.02  # seconds between the probe's writes: 50 answers a second
 QUIET_WRITES = 50  # the probe's writes with no pass running
+_update_ids = itertools.count(1)
 T = TypeVar("T")
 
 
@@ -77,15 +77,15 @@ def _peak(run: Callable[[], object]) -> float:
 
 def _answer_writes(engine: Engine, done: threading.Event, writes: list[float], *,
                    count: int | None = None) -> None:  # fmt: skip
-    """On its own thread: an answer's write (urgent, one participant's row) every PROBE_EVERY s
-    until `done` is set or `count` writes are made; the wall time of each goes into `writes`."""
-    URGENT.set(True)  # this thread's own context, as bot/deps.py sets it for a handler's work
-    touch = update(Participant).where(col(Participant.id) == 1)
-    touch = touch.values(language=Participant.language)
+    """On its own thread: an answer's first write (its update stored in the inbox, as
+    bot/durable.py does before a handler runs; an ordinary write, which takes its turn in arrival
+    order) every PROBE_EVERY s until `done` is set or `count` writes are made; the wall time of
+    each goes into `writes`."""
     while True:  # at least one write, however short the pass
+        update = {"update_id": next(_update_ids), "callback_query": {"data": "0"}}
         start = time.perf_counter()
         with transaction(engine) as session:
-            session.execute(touch)
+            inbox.record(session, updates=[update], now=SEND_HOUR)
         writes.append(time.perf_counter() - start)
         if done.is_set() or (count is not None and len(writes) >= count):
             return
