@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import sqlite3
 import threading
@@ -95,13 +97,20 @@ WRITER_WAIT = 30.0  # seconds, as SQLite's busy_timeout
 
 
 class _WriterTurns:
-    """A re-entrant lock whose urgent waiters go before the others."""
+    """A re-entrant lock handed to its waiters in turn: urgent ones first, each kind in order.
+
+    Release hands the lock straight to the next waiter, so a thread that releases and asks
+    again (a dispatch pass going on to its next batch) queues behind everyone already waiting
+    instead of taking it back before they wake. No stdlib or well-kept library lock has
+    priorities and hand-over, hence this one (the same queue as bot/ratelimit.PriorityBucket).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._depth = 0
-        self._urgent = 0
+        self._waiting: list[tuple[int, int, int]] = []  # heap of (not urgent, ticket, thread)
+        self._tickets = itertools.count()
 
     def acquire(self, *, urgent: bool, timeout: float) -> bool:
         me = threading.get_ident()
@@ -109,27 +118,43 @@ class _WriterTurns:
             if self._owner == me:
                 self._depth += 1
                 return True
-            self._urgent += urgent
-            try:
-                free = self._cond.wait_for(
-                    lambda: self._owner is None and (urgent or not self._urgent), timeout
-                )
-                if free:
-                    self._owner, self._depth = me, 1
-                return free
-            finally:
-                self._urgent -= urgent
+            if self._owner is None and not self._waiting:
+                self._owner, self._depth = me, 1
+                return True
+            place = (0 if urgent else 1, next(self._tickets), me)
+            heapq.heappush(self._waiting, place)
+            if self._cond.wait_for(lambda: self._owner == me, timeout):
+                return True
+            self._waiting.remove(place)  # gave up; it was not handed the lock
+            heapq.heapify(self._waiting)
+            return False
 
     def release(self) -> None:
         with self._cond:
             self._depth -= 1
-            if not self._depth:
-                self._owner = None
+            if self._depth:
+                return
+            if self._waiting:
+                *_, self._owner = heapq.heappop(self._waiting)
+                self._depth = 1
                 self._cond.notify_all()
+            else:
+                self._owner = None
+
+    def waiting(self) -> int:
+        """How many threads wait for a turn."""
+        with self._cond:
+            return len(self._waiting)
 
 
 _writers: weakref.WeakKeyDictionary[Engine, _WriterTurns] = weakref.WeakKeyDictionary()
 _writers_guard = threading.Lock()
+
+
+def writer_turns(engine: Engine) -> _WriterTurns:
+    """The turns this process's write transactions on `engine` take (SQLite only)."""
+    with _writers_guard:
+        return _writers.setdefault(engine, _WriterTurns())
 
 
 @contextmanager
@@ -145,8 +170,7 @@ def _one_writer(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite":
         yield
         return
-    with _writers_guard:
-        turns = _writers.setdefault(engine, _WriterTurns())
+    turns = writer_turns(engine)
     # If the turn does not come, SQLite's busy timeout decides as before.
     acquired = turns.acquire(urgent=URGENT.get(), timeout=WRITER_WAIT)
     try:

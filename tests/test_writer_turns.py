@@ -1,0 +1,110 @@
+"""SQLite write transactions of one process take turns: urgent first, then in arrival order.
+
+The turns are what lets a participant's answer in between the batches of a long dispatch pass
+(docs/benchmarks.md, figure 3), so the pass must not take the lock back before a waiter wakes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+
+from models.db import _WriterTurns, make_engine, transaction, writer_turns
+
+WAIT = 10.0  # seconds; only reached if a turn is never handed over
+
+
+def _in_thread(work: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def _until_waiting(turns: _WriterTurns, threads: int) -> None:
+    """Spin until that many other threads wait for a turn (no sleeping)."""
+    while turns.waiting() != threads:
+        threading.Event().wait(0)
+
+
+def test_a_thread_that_asks_again_queues_behind_those_waiting() -> None:
+    turns, order = _WriterTurns(), list[str]()
+    assert turns.acquire(urgent=False, timeout=WAIT)
+
+    def other() -> None:
+        assert turns.acquire(urgent=False, timeout=WAIT)
+        order.append("waiting writer")
+        turns.release()
+
+    waiter = _in_thread(other)
+    _until_waiting(turns, 1)
+    turns.release()  # the pass's batch is done; its next batch asks at once
+    assert turns.acquire(urgent=False, timeout=WAIT)
+    order.append("next batch")
+    turns.release()
+    waiter.join()
+    assert order == ["waiting writer", "next batch"]
+
+
+def test_urgent_writers_go_first_then_each_in_arrival_order() -> None:
+    turns, order = _WriterTurns(), list[str]()
+    assert turns.acquire(urgent=False, timeout=WAIT)
+    threads = []
+    for name, urgent in (("first", False), ("second", False), ("alert", True), ("third", False)):
+
+        def take(name: str = name, urgent: bool = urgent) -> None:
+            assert turns.acquire(urgent=urgent, timeout=WAIT)
+            order.append(name)
+            turns.release()
+
+        threads.append(_in_thread(take))
+        _until_waiting(turns, len(threads))
+    turns.release()
+    for thread in threads:
+        thread.join()
+    assert order == ["alert", "first", "second", "third"]
+
+
+def test_a_turn_is_reentrant_and_a_waiter_that_gives_up_leaves_the_queue() -> None:
+    turns = _WriterTurns()
+    assert turns.acquire(urgent=False, timeout=WAIT)
+    assert turns.acquire(urgent=True, timeout=WAIT)  # the same thread, nested
+    gave_up: list[bool] = []
+    waiter = _in_thread(lambda: gave_up.append(turns.acquire(urgent=False, timeout=0.0)))
+    waiter.join()
+    assert gave_up == [False] and turns.waiting() == 0
+    turns.release()
+    turns.release()
+    taken: list[bool] = []
+
+    def take() -> None:
+        taken.append(turns.acquire(urgent=False, timeout=WAIT))
+        turns.release()
+
+    _in_thread(take).join()
+    assert taken == [True]  # free again, and not handed to the one that gave up
+
+
+def test_a_write_waiting_between_two_transactions_goes_before_the_second(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (who TEXT)"))
+    turns, order = writer_turns(engine), list[str]()
+
+    def answer() -> None:
+        with transaction(engine) as session:
+            session.execute(text("INSERT INTO t VALUES ('answer')"))
+
+    with transaction(engine) as session:
+        session.execute(text("INSERT INTO t VALUES ('batch 1')"))
+        waiter = _in_thread(answer)
+        _until_waiting(turns, 1)
+    with transaction(engine) as session:
+        session.execute(text("INSERT INTO t VALUES ('batch 2')"))
+    waiter.join()
+    with engine.connect() as conn:
+        order = [row[0] for row in conn.execute(text("SELECT who FROM t ORDER BY rowid"))]
+    engine.dispose()
+    assert order == ["batch 1", "answer", "batch 2"]
