@@ -41,7 +41,7 @@ def dispatch_rows(f: PassFigures, *, baseline: list[list[str]]) -> list[list[str
          f"p50 {busy_p50:.1f} ms, max {busy_max:.0f} ms ({len(f.answer_writes)} writes during "
          f"{f.next_seconds * 1000:.0f} ms for {f.next_messages:,} messages)",
          f"p50 {quiet_p50:.1f} ms, max {quiet_max:.0f} ms (no pass running)",
-         f"max +{busy_max - quiet_max:.0f} ms"],
+         f"max {busy_max - quiet_max:+.0f} ms"],
     ]  # fmt: skip
 
 
