@@ -123,23 +123,36 @@ class _WriterTurns:
                 return True
             place = (0 if urgent else 1, next(self._tickets), me)
             heapq.heappush(self._waiting, place)
-            if self._cond.wait_for(lambda: self._owner == me, timeout):
-                return True
-            self._waiting.remove(place)  # gave up; it was not handed the lock
-            heapq.heapify(self._waiting)
+            try:
+                if self._cond.wait_for(lambda: self._owner == me, timeout):
+                    return True
+            except BaseException:  # interrupted: a turn handed over meanwhile goes on
+                if self._owner == me:
+                    self._hand_on()
+                    raise
+                self._leave(place)
+                raise
+            self._leave(place)  # gave up; it was not handed the lock
             return False
 
     def release(self) -> None:
         with self._cond:
             self._depth -= 1
-            if self._depth:
-                return
-            if self._waiting:
-                *_, self._owner = heapq.heappop(self._waiting)
-                self._depth = 1
-                self._cond.notify_all()
-            else:
-                self._owner = None
+            if not self._depth:
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the lock to the next waiter, or free it (with `_cond` held)."""
+        if self._waiting:
+            *_, self._owner = heapq.heappop(self._waiting)
+            self._depth = 1
+            self._cond.notify_all()
+        else:
+            self._owner, self._depth = None, 0
+
+    def _leave(self, place: tuple[int, int, int]) -> None:
+        self._waiting.remove(place)
+        heapq.heapify(self._waiting)
 
     def waiting(self) -> int:
         """How many threads wait for a turn."""

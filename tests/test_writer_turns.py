@@ -77,14 +77,7 @@ def test_a_turn_is_reentrant_and_a_waiter_that_gives_up_leaves_the_queue() -> No
     assert gave_up == [False] and turns.waiting() == 0
     turns.release()
     turns.release()
-    taken: list[bool] = []
-
-    def take() -> None:
-        taken.append(turns.acquire(urgent=False, timeout=WAIT))
-        turns.release()
-
-    _in_thread(take).join()
-    assert taken == [True]  # free again, and not handed to the one that gave up
+    assert _in_thread_acquires(turns)  # free again, and not handed to the one that gave up
 
 
 def test_a_write_waiting_between_two_transactions_goes_before_the_second(tmp_path: Path) -> None:
@@ -108,3 +101,81 @@ def test_a_write_waiting_between_two_transactions_goes_before_the_second(tmp_pat
         order = [row[0] for row in conn.execute(text("SELECT who FROM t ORDER BY rowid"))]
     engine.dispose()
     assert order == ["batch 1", "answer", "batch 2"]
+
+
+class Interrupted(BaseException):
+    """Stands in for KeyboardInterrupt in a thread that waits for its turn."""
+
+
+def _interrupt_waits_of(turns: _WriterTurns, thread_name: str, *, after_turn: bool) -> None:
+    """Make that thread's wait for a turn raise `Interrupted`: before the turn comes, or just
+    after it has been handed over."""
+    wait_for = turns._cond.wait_for
+
+    def interrupted(predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        if threading.current_thread().name != thread_name:
+            return wait_for(predicate, timeout)
+        if after_turn:
+            wait_for(predicate, timeout)
+        raise Interrupted
+
+    turns._cond.wait_for = interrupted  # type: ignore[method-assign, assignment]
+
+
+def test_a_waiter_interrupted_as_its_turn_comes_passes_the_turn_on() -> None:
+    turns, seen = _WriterTurns(), list[str]()
+    _interrupt_waits_of(turns, "interrupted", after_turn=True)
+    assert turns.acquire(urgent=False, timeout=WAIT)
+
+    def interrupted() -> None:
+        try:
+            turns.acquire(urgent=False, timeout=WAIT)
+        except Interrupted:
+            seen.append("interrupted")
+
+    def next_one() -> None:
+        assert turns.acquire(urgent=False, timeout=WAIT)
+        seen.append("next")
+        turns.release()
+
+    first = threading.Thread(target=interrupted, name="interrupted")
+    first.start()
+    _until_waiting(turns, 1)
+    second = _in_thread(next_one)
+    _until_waiting(turns, 2)
+    turns.release()
+    first.join()
+    second.join()
+    assert sorted(seen) == ["interrupted", "next"]
+    assert turns.acquire(urgent=False, timeout=0.0)  # free: nobody holds a turn they gave up
+
+
+def test_a_waiter_interrupted_before_its_turn_leaves_the_queue() -> None:
+    turns, seen = _WriterTurns(), list[str]()
+    _interrupt_waits_of(turns, "interrupted", after_turn=False)
+    assert turns.acquire(urgent=False, timeout=WAIT)
+
+    def interrupted() -> None:
+        try:
+            turns.acquire(urgent=True, timeout=WAIT)
+        except Interrupted:
+            seen.append("interrupted")
+
+    waiter = threading.Thread(target=interrupted, name="interrupted")
+    waiter.start()
+    waiter.join()
+    assert seen == ["interrupted"] and turns.waiting() == 0
+    turns.release()
+    assert _in_thread_acquires(turns)
+
+
+def _in_thread_acquires(turns: _WriterTurns) -> bool:
+    taken: list[bool] = []
+
+    def take() -> None:
+        taken.append(turns.acquire(urgent=False, timeout=0.0))
+        if taken[-1]:
+            turns.release()
+
+    _in_thread(take).join()
+    return taken == [True]
