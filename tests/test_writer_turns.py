@@ -29,16 +29,23 @@ def _until_waiting(turns: _WriterTurns, threads: int) -> None:
         threading.Event().wait(0)
 
 
+def _takes_a_turn(
+    turns: _WriterTurns, order: list[str], name: str, *, urgent: bool = False
+) -> threading.Thread:
+    """Start a thread that waits for a turn, notes `name` in `order` and gives the turn back."""
+
+    def take() -> None:
+        assert turns.acquire(urgent=urgent, timeout=WAIT)
+        order.append(name)
+        turns.release()
+
+    return _in_thread(take)
+
+
 def test_a_thread_that_asks_again_queues_behind_those_waiting() -> None:
     turns, order = _WriterTurns(), list[str]()
     assert turns.acquire(urgent=False, timeout=WAIT)
-
-    def other() -> None:
-        assert turns.acquire(urgent=False, timeout=WAIT)
-        order.append("waiting writer")
-        turns.release()
-
-    waiter = _in_thread(other)
+    waiter = _takes_a_turn(turns, order, "waiting writer")
     _until_waiting(turns, 1)
     turns.release()  # the pass's batch is done; its next batch asks at once
     assert turns.acquire(urgent=False, timeout=WAIT)
@@ -53,13 +60,7 @@ def test_urgent_writers_go_first_then_each_in_arrival_order() -> None:
     assert turns.acquire(urgent=False, timeout=WAIT)
     threads = []
     for name, urgent in (("first", False), ("second", False), ("alert", True), ("third", False)):
-
-        def take(name: str = name, urgent: bool = urgent) -> None:
-            assert turns.acquire(urgent=urgent, timeout=WAIT)
-            order.append(name)
-            turns.release()
-
-        threads.append(_in_thread(take))
+        threads.append(_takes_a_turn(turns, order, name, urgent=urgent))
         _until_waiting(turns, len(threads))
     turns.release()
     for thread in threads:
@@ -107,41 +108,39 @@ class Interrupted(BaseException):
     """Stands in for KeyboardInterrupt in a thread that waits for its turn."""
 
 
-def _interrupt_waits_of(turns: _WriterTurns, thread_name: str, *, after_turn: bool) -> None:
-    """Make that thread's wait for a turn raise `Interrupted`: before the turn comes, or just
-    after it has been handed over."""
+def _interrupted_waiter(
+    turns: _WriterTurns, seen: list[str], *, after_turn: bool, urgent: bool = False
+) -> threading.Thread:
+    """Start a thread that asks for a turn and is interrupted while it waits: before the turn
+    comes, or just after it has been handed over. It notes "interrupted" in `seen`."""
     wait_for = turns._cond.wait_for
 
-    def interrupted(predicate: Callable[[], bool], timeout: float | None = None) -> bool:
-        if threading.current_thread().name != thread_name:
+    def interrupted_wait(predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        if threading.current_thread().name != "interrupted":
             return wait_for(predicate, timeout)
         if after_turn:
             wait_for(predicate, timeout)
         raise Interrupted
 
-    turns._cond.wait_for = interrupted  # type: ignore[method-assign, assignment]
+    turns._cond.wait_for = interrupted_wait  # type: ignore[method-assign, assignment]
+
+    def ask() -> None:
+        try:
+            turns.acquire(urgent=urgent, timeout=WAIT)
+        except Interrupted:
+            seen.append("interrupted")
+
+    thread = threading.Thread(target=ask, name="interrupted")
+    thread.start()
+    return thread
 
 
 def test_a_waiter_interrupted_as_its_turn_comes_passes_the_turn_on() -> None:
     turns, seen = _WriterTurns(), list[str]()
-    _interrupt_waits_of(turns, "interrupted", after_turn=True)
     assert turns.acquire(urgent=False, timeout=WAIT)
-
-    def interrupted() -> None:
-        try:
-            turns.acquire(urgent=False, timeout=WAIT)
-        except Interrupted:
-            seen.append("interrupted")
-
-    def next_one() -> None:
-        assert turns.acquire(urgent=False, timeout=WAIT)
-        seen.append("next")
-        turns.release()
-
-    first = threading.Thread(target=interrupted, name="interrupted")
-    first.start()
+    first = _interrupted_waiter(turns, seen, after_turn=True)
     _until_waiting(turns, 1)
-    second = _in_thread(next_one)
+    second = _takes_a_turn(turns, seen, "next")
     _until_waiting(turns, 2)
     turns.release()
     first.join()
@@ -152,18 +151,8 @@ def test_a_waiter_interrupted_as_its_turn_comes_passes_the_turn_on() -> None:
 
 def test_a_waiter_interrupted_before_its_turn_leaves_the_queue() -> None:
     turns, seen = _WriterTurns(), list[str]()
-    _interrupt_waits_of(turns, "interrupted", after_turn=False)
     assert turns.acquire(urgent=False, timeout=WAIT)
-
-    def interrupted() -> None:
-        try:
-            turns.acquire(urgent=True, timeout=WAIT)
-        except Interrupted:
-            seen.append("interrupted")
-
-    waiter = threading.Thread(target=interrupted, name="interrupted")
-    waiter.start()
-    waiter.join()
+    _interrupted_waiter(turns, seen, after_turn=False, urgent=True).join()
     assert seen == ["interrupted"] and turns.waiting() == 0
     turns.release()
     assert _in_thread_acquires(turns)
