@@ -129,8 +129,8 @@ class _WriterTurns:
             except BaseException:  # interrupted: a turn handed over meanwhile goes on
                 if self._owner == me:
                     self._hand_on()
-                    raise
-                self._leave(place)
+                else:
+                    self._leave(place)
                 raise
             self._leave(place)  # gave up; it was not handed the lock
             return False
