@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -37,6 +38,15 @@ def _about(update: Update, context: BotContext) -> flow.Update | None:
     return flow.Update(user.id, update.update_id, deps.now(), deps.settings.team_contact)
 
 
+def _lease(deps: Deps) -> dt.timedelta:
+    return dt.timedelta(seconds=deps.settings.send_lease_seconds)
+
+
+def _handed_over(about: flow.Update, deps: Deps) -> flow.Update:
+    """`about` for work that `_handing_over` wraps: its messages are inserted handed over."""
+    return dataclasses.replace(about, hand_over=_lease(deps))
+
+
 async def press_checkin_button(update: Update, context: BotContext) -> None:
     """Act on a check-in button after checking it against the check-in's current state."""
     query, about = update.callback_query, _about(update, context)
@@ -49,7 +59,8 @@ async def press_checkin_button(update: Update, context: BotContext) -> None:
         notices: Handed = []
         handed: Handed | None = None
     elif button is not None:
-        answer = with_notices(deps, lambda s: flow.press_answer(s, about, button))
+        handed_over = _handed_over(about, deps)
+        answer = with_notices(deps, lambda s: flow.press_answer(s, handed_over, button))
         work = _handing_over(deps, answer)
         # An answer that may raise a RED alert goes before other presses and bookkeeping.
         red = may_raise_red(
@@ -77,7 +88,7 @@ def _handing_over(
     transaction of its own (`outbox.hand_over_queued`: `claim`'s checks, under the participant's
     lock, which the flow took first: models.locks.lock_participant_by_user).
     """
-    lease = dt.timedelta(seconds=deps.settings.send_lease_seconds)
+    lease = _lease(deps)
 
     def run(session: Session) -> tuple[Outcome, Handed, Handed]:
         outcome, notices = work(session)
@@ -165,6 +176,7 @@ async def answer_text(update: Update, context: BotContext) -> None:
         return
     text = message.text
     deps = context.deps
+    about = _handed_over(about, deps)
     with urgent():  # the answer may raise an alert: it goes before others' bookkeeping
         outcome, notices, handed = await deps.db(
             _handing_over(deps, with_notices(deps, lambda s: flow.typed_text(s, about, text)))

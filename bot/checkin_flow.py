@@ -39,6 +39,9 @@ class Update:
     update_id: int
     now: dt.datetime
     team_contact: str
+    # Set when the caller hands the update's messages over in its own transaction
+    # (bot/checkin._handing_over): the lease they are inserted with, handed over already.
+    hand_over: dt.timedelta | None = None
 
 
 def _reply(session: Session, participant: Participant, u: Update, template: str) -> Outcome:
@@ -60,6 +63,10 @@ def _replayed(checkin: CheckIn, u: Update) -> bool:
     return False
 
 
+def _turn(session: Session, participant: Participant, checkin: CheckIn, u: Update) -> Turn:
+    return Turn(session, participant, checkin, u.now, u.team_contact, hand_over=u.hand_over)
+
+
 def _resume(session: Session, participant: Participant, visit: Visit, u: Update) -> Outcome:
     q = latest()
     checkin = start_checkin(
@@ -69,7 +76,7 @@ def _resume(session: Session, participant: Participant, visit: Visit, u: Update)
         return _reply(session, participant, u, "checkin_already_done")
     if _replayed(checkin, u):
         return Outcome()
-    return Outcome(outbox=Turn(session, participant, checkin, u.now, u.team_contact).resume())
+    return Outcome(outbox=_turn(session, participant, checkin, u).resume())
 
 
 def press_open(session: Session, u: Update, visit_id: int) -> Outcome:
@@ -105,7 +112,7 @@ def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
         or not window_open(visit, local_today(participant, u.now))
     ):
         return stale(participant)
-    turn = Turn(session, participant, checkin, u.now, u.team_contact)
+    turn = _turn(session, participant, checkin, u)
     if _replayed(checkin, u):
         return turn.redraw()
     return turn.press(button.code)
@@ -131,7 +138,7 @@ def typed_text(session: Session, u: Update, text: str) -> Outcome:
         if _replayed(checkin, u):
             return Outcome()
         shown = shown_message(session, purpose=f"checkin:{checkin.id}:{checkin.step}")
-        turn = Turn(session, participant, checkin, u.now, u.team_contact)
+        turn = _turn(session, participant, checkin, u)
         outbox = turn.resume() if is_start else turn.typed(text)
         # The question answered by typing keeps no buttons: they would only be stale now.
         clear = [shown] if shown is not None else []

@@ -78,10 +78,13 @@ class Turn:
         checkin: CheckIn,
         now: dt.datetime,
         team_contact: str,
+        *,
+        hand_over: dt.timedelta | None = None,
     ) -> None:
         assert checkin.id is not None and participant.id is not None
         self.session, self.participant, self.checkin, self.now = session, participant, checkin, now
         self.team_contact = team_contact
+        self.hand_over = hand_over  # the caller hands our messages over (outbox.enqueue)
         self.condolence: list[int] = []
         self.q = definition(checkin.version, checkin.instrument)
         self.words: InstrumentTexts = texts(checkin.version, participant.language)
@@ -90,8 +93,9 @@ class Turn:
         self.raised: list[int] = []  # emergency texts from RED answers (issue 5), sent first
 
     def _enqueue(
-        self, purpose: str, template: str, markup: Markup | None = None, **params: Any
-    ) -> list[int]:
+        self, purpose: str, template: str, markup: Markup | None = None, *,
+        handed_over: bool = True, **params: Any,
+    ) -> list[int]:  # fmt: skip
         message_id = enqueue_text(
             self.session,
             participant=self.participant,
@@ -99,6 +103,7 @@ class Turn:
             template=template,
             now=self.now,
             markup=markup,
+            hand_over=self.hand_over if handed_over else None,
             **params,
         )
         return [message_id] if message_id is not None else []
@@ -218,7 +223,7 @@ class Turn:
         self._retire_unasked()
         # The last message they get; the send rule would hold it, so bot/checkin.py sends it.
         self.condolence += self._enqueue(
-            "condolence", "checkin_condolence", team_contact=self.team_contact
+            "condolence", "checkin_condolence", handed_over=False, team_contact=self.team_contact
         )
         finish_checkin(
             self.session,

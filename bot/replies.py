@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlmodel import Session
@@ -59,9 +60,11 @@ def enqueue_text(
     template: str,
     now: Any,
     markup: dict[str, Any] | None = None,
+    hand_over: dt.timedelta | None = None,
     **params: Any,
 ) -> int | None:
-    """Render a template in the participant's language and put it in the outbox."""
+    """Render a template in the participant's language and put it in the outbox (`hand_over`:
+    as `outbox.enqueue` takes it)."""
     assert participant.telegram_chat_id is not None
     return outbox.enqueue(
         session,
@@ -71,6 +74,7 @@ def enqueue_text(
         text=render(template, participant.language, **params),
         reply_markup=markup,
         now=now,
+        hand_over=hand_over,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlmodel import Session
 from telegram import Update
@@ -34,7 +35,7 @@ async def show_next_visit(update: Update, context: BotContext) -> None:
     def answer(session: Session) -> int | None:
         assert participant.id is not None
         visit = next_visit(session, participant.id)
-        state, markup, params = "none", None, {}
+        state, markup, params = "none", None, dict[str, Any]()
         if visit is not None and visit.id is not None:
             state = "open" if visit.status == VisitStatus.OPEN else "planned"
             params = {"date": visit.due_date,

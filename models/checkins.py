@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select, update
 
 from models import audit
@@ -94,12 +95,16 @@ def start_checkin(
     return checkin
 
 
+# Built once (every answer reads them): a prebuilt statement's cache key is memoised.
+_CURRENT_ANSWERS = select(CheckInAnswer.item, CheckInAnswer.value).where(
+    CheckInAnswer.checkin_id == bindparam("checkin_id"), col(CheckInAnswer.current)
+)
+
+
 def current_answers(session: Session, checkin_id: int) -> dict[str, str]:
     """Item id to coded value, for the answers that stand."""
-    query = select(CheckInAnswer.item, CheckInAnswer.value).where(
-        CheckInAnswer.checkin_id == checkin_id, col(CheckInAnswer.current)
-    )
-    return {item: value for item, value in session.exec(query).all()}
+    rows = session.exec(_CURRENT_ANSWERS, params={"checkin_id": checkin_id}).all()
+    return {item: value for item, value in rows}
 
 
 def record_answer(

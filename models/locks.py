@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -40,6 +40,11 @@ def _remember(session: Session, participants: Iterable[Participant | None]) -> N
 def _held(session: Session) -> dict[int, Participant]:
     held: dict[int, Participant] = session.info.get(_LOCKED, {})
     return held
+
+
+def held_participant(session: Session, participant_id: int | None) -> Participant | None:
+    """The participant if this transaction holds its lock, else None (nothing is read)."""
+    return None if participant_id is None else _held(session).get(participant_id)
 
 
 def _locked(*where: Any) -> SelectOfScalar[Participant]:
@@ -77,6 +82,11 @@ def lock_participants(
     return found
 
 
+# Built once: the statements every answer runs. SQLAlchemy memoises a statement's cache key, so
+# a prebuilt statement skips both its construction and its key on each execution.
+_BY_USER = _locked(Participant.telegram_user_id == bindparam("telegram_user_id"))
+
+
 def lock_participant_by_user(session: Session, telegram_user_id: int) -> Participant | None:
     """The participant linked to this Telegram user, locked like `lock_participant`.
 
@@ -84,7 +94,7 @@ def lock_participant_by_user(session: Session, telegram_user_id: int) -> Partici
     taking the participant first, as a withdrawal does, means the two wait for each other
     instead of each holding a row the other needs (a deadlock on PostgreSQL).
     """
-    participant = session.exec(_locked(Participant.telegram_user_id == telegram_user_id)).first()
+    participant = session.exec(_BY_USER, params={"telegram_user_id": telegram_user_id}).first()
     _remember(session, [participant])
     return participant
 
@@ -96,6 +106,15 @@ def remember_checkin(session: Session, checkin: CheckIn | None) -> CheckIn | Non
     return checkin
 
 
+_CHECKIN_WITH_VISIT = (
+    select(CheckIn, Visit)
+    .join(Visit, col(Visit.id) == col(CheckIn.visit_id))
+    .where(CheckIn.id == bindparam("checkin_id"))
+    .with_for_update(of=CheckIn)
+    .execution_options(populate_existing=True)
+)
+
+
 def locked_checkin_with_visit(session: Session, checkin_id: int) -> tuple[CheckIn, Visit] | None:
     """The check-in, locked for this transaction so two updates cannot both advance it, and its
     visit (read, not locked), in one statement."""
@@ -103,14 +122,7 @@ def locked_checkin_with_visit(session: Session, checkin_id: int) -> tuple[CheckI
     if checkin_id in held:
         visit = session.get(Visit, held[checkin_id].visit_id)
         return (held[checkin_id], visit) if visit is not None else None
-    query = (
-        select(CheckIn, Visit)
-        .join(Visit, col(Visit.id) == col(CheckIn.visit_id))
-        .where(CheckIn.id == checkin_id)
-        .with_for_update(of=CheckIn)
-        .execution_options(populate_existing=True)
-    )
-    found = session.exec(query).first()
+    found = session.exec(_CHECKIN_WITH_VISIT, params={"checkin_id": checkin_id}).first()
     if found is None:
         return None
     remember_checkin(session, found[0])

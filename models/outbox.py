@@ -8,13 +8,14 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, cast, func, update
+from sqlalchemy import BigInteger, bindparam, cast, event, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from models.locks import current_checkin, lock_participants
+from models.locks import current_checkin, held_participant, lock_participants
 from models.tables import OutboxMessage, OutboxStatus
 from study.consent import has_left_chat, may_send
 
@@ -29,28 +30,74 @@ def enqueue(
     participant_id: int | None = None,
     reply_markup: dict[str, Any] | None = None,
     not_before: dt.datetime | None = None,
+    hand_over: dt.timedelta | None = None,
 ) -> int | None:
-    """Add a message unless one with this purpose exists; return its id, or None if it did."""
-    values = {
+    """Add a message unless one with this purpose exists; return its id, or None if it did.
+
+    `hand_over`, a lease, says this transaction hands the message over itself
+    (`hand_over_queued`). If the participant is locked in it (models.locks) and may be sent this
+    now, the row is inserted already handed over, and that hand-over needs no statement of its
+    own; otherwise it is inserted pending and handed over as any other row.
+    """
+    handed = hand_over is not None and _may_go_now(session, participant_id, purpose)
+    values: dict[str, Any] = {
         "purpose": purpose,
         "chat_id": chat_id,
         "participant_id": participant_id,
         "text": text,
         "reply_markup": json.dumps(reply_markup, ensure_ascii=False) if reply_markup else None,
-        "status": OutboxStatus.PENDING.value,
+        "status": (OutboxStatus.SENDING if handed else OutboxStatus.PENDING).value,
         "attempts": 0,
         "created_at": now,
-        "next_attempt_at": not_before or now,
+        "next_attempt_at": now + hand_over if handed and hand_over else not_before or now,
+        "handed_at": now if handed else None,
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(OutboxMessage)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["purpose"])
-        .returning(col(OutboxMessage.id))
+    statement = _ENQUEUE[session.get_bind().dialect.name == "postgresql"]
+    message_id: int | None = session.execute(statement, values).scalar_one_or_none()
+    if handed and message_id is not None:
+        session.info.setdefault(_HANDED_AT_INSERT, {})[message_id] = OutboxMessage(
+            id=message_id, **values
+        )
+    return message_id
+
+
+def _may_go_now(session: Session, participant_id: int | None, purpose: str) -> bool:
+    """`hand_over_queued`'s checks, made before the insert: only under the participant's lock."""
+    participant = held_participant(session, participant_id)
+    return (
+        participant is not None
+        and may_send(participant, purpose)
+        and not superseded(session, purpose)
     )
-    return session.execute(statement).scalar_one_or_none()
+
+
+def _enqueue_statement(insert: Any) -> Any:
+    """One INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (every answer
+    queues its reply with it). On the table, not the model: the ORM's bulk-insert path adds
+    nothing to a statement that returns only the id."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    return (
+        insert(table)
+        .values({name: bindparam(name) for name in _ENQUEUED})
+        .on_conflict_do_nothing(index_elements=["purpose"])
+        .returning(table.c.id)
+    )
+
+
+_ENQUEUED = ("purpose", "chat_id", "participant_id", "text", "reply_markup", "status",
+             "attempts", "created_at", "next_attempt_at", "handed_at")  # fmt: skip
+# Rows `enqueue` inserted already handed over, by id, until `hand_over_queued` takes them.
+_HANDED_AT_INSERT = "followup_outbox_handed_at_insert"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_handed(session: Session, transaction: SessionTransaction) -> None:
+    """A commit or rollback ends the transaction the rows were handed over in."""
+    if transaction.parent is None:
+        session.info.pop(_HANDED_AT_INSERT, None)
+
+
+_ENQUEUE = {False: _enqueue_statement(sqlite.insert), True: _enqueue_statement(postgresql.insert)}
 
 
 def enqueue_many(session: Session, rows: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
@@ -175,20 +222,26 @@ def hand_over_queued(
 
     `claim` makes the same checks, but reads the rows first; here they are
     this transaction's own, so one UPDATE … RETURNING flips them and the checks follow, under
-    the participants' lock, on what it returned. A row that may not go is put back as `claim`
-    would (cancelled after a withdrawal, else held). A reply is sent without a transaction of
-    its own before it.
+    the participants' lock, on what it returned. Rows `enqueue` inserted already handed over
+    (`hand_over`) need no UPDATE; the same checks are made on them again. A row that may not go
+    is put back as `claim` would (cancelled after a withdrawal, else held). A reply is sent
+    without a transaction of its own before it.
     """
     if not message_ids:
         return []
-    flipped = session.scalars(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(message_ids),
-               col(OutboxMessage.status) == OutboxStatus.PENDING.value)
-        .values(status=OutboxStatus.SENDING.value, next_attempt_at=now + lease, handed_at=now)
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()  # fmt: skip
+    inserted: dict[int, OutboxMessage] = session.info.get(_HANDED_AT_INSERT, {})
+    flipped = [inserted.pop(i) for i in message_ids if i in inserted]
+    rest = [i for i in message_ids if i not in {m.id for m in flipped}]
+    if rest:
+        flipped += session.scalars(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(rest),
+                   col(OutboxMessage.status) == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENDING.value, next_attempt_at=now + lease,
+                    handed_at=now)
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).all()  # fmt: skip
     participants = lock_participants(
         session, {m.participant_id for m in flipped if m.participant_id is not None}
     )

@@ -36,12 +36,12 @@ from tests.factories import linked_participant, open_visit
 
 
 @contextmanager
-def counting(engine: Engine) -> Iterator[list[str]]:
-    """The SELECT statements run while the block is open."""
+def counting(engine: Engine, *, selects_only: bool = True) -> Iterator[list[str]]:
+    """The SELECT statements (or all statements) run while the block is open."""
     seen: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if not selects_only or statement.lstrip().upper().startswith("SELECT"):
             seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", count)

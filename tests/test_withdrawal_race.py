@@ -27,11 +27,13 @@ from messages.render import render
 from models import outbox
 from models.consent import Notify, Outcome, SendInFlight, with_sends_settled, withdraw
 from models.db import transaction
+from models.locks import lock_participant, lock_participants
 from models.tables import AuditEvent, OutboxMessage, OutboxStatus, Participant
 from sandbox import Fault, Sandbox
 from scheduler.clock import FrozenClock
 from study.consent import Scope
 from tests.factories import linked_participant
+from tests.test_locks import counting
 
 ROUNDS = int(os.environ.get("FOLLOWUP_RACE_ROUNDS", "200"))
 
@@ -232,12 +234,15 @@ def test_a_claim_checks_each_message_as_if_alone(engine: Engine, clock: FrozenCl
     assert [m.status for m in stopped if m.purpose.startswith("news:")] == [OutboxStatus.CANCELLED]
 
 
+@pytest.mark.parametrize("as_inserted", [False, True], ids=["queued", "as-inserted"])
 def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
-    engine: Engine, clock: FrozenClock
+    engine: Engine, clock: FrozenClock, as_inserted: bool
 ) -> None:
     """A check-in turn hands its reply over in its own transaction (outbox.hand_over_queued):
     rows to a participant who may be written go out, handed over; a participant who left chat
-    contact gets nothing (cancelled), and an unreachable one is held for later, as at a claim."""
+    contact gets nothing (cancelled), and an unreachable one is held for later, as at a claim.
+    The same holds when the turn, holding the participants' locks, inserts its rows handed over
+    already (`enqueue(hand_over=…)`), as bot/checkin.py does."""
     going, left, unreachable = (_prepare(engine, clock, f"P00{n}", 4300 + n, 0) for n in (1, 2, 3))
     with transaction(engine) as session:
         for participant_id, change in ((left, "chat_contact"), (unreachable, "unreachable")):
@@ -246,6 +251,8 @@ def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
             setattr(participant, change, change == "unreachable")
             session.add(participant)
     with transaction(engine) as session:
+        if as_inserted:
+            lock_participants(session, [going, left, unreachable])
         ids = [
             outbox.enqueue(
                 session,
@@ -254,6 +261,7 @@ def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
                 participant_id=participant_id,
                 text="reply",
                 now=clock(),
+                hand_over=outbox.SEND_LEASE if as_inserted else None,
             )
             for n, participant_id in ((1, going), (2, left), (3, unreachable))
         ]
@@ -271,6 +279,35 @@ def test_a_handler_hands_over_what_it_queued_with_the_checks_of_a_claim(
     # Held like a claim holds it: due again once the lease is over, and not before.
     with transaction(engine) as session:
         assert outbox.claim(session, now=clock()) == []
+
+
+def test_a_reply_inserted_handed_over_needs_no_statement_to_hand_over(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """Under the participant's lock, a reply that may go is inserted handed over: the hand-over
+    runs no statement, returns the row as the database holds it, and a withdrawal then waits
+    for its outcome as for any row handed over. Without the lock it is inserted pending."""
+    participant_id = _prepare(engine, clock, "P001", 4301, 0)
+    lease = dt.timedelta(seconds=45)
+    with transaction(engine) as session:
+        reply = partial(outbox.enqueue, session, chat_id=4301, participant_id=participant_id,
+                        now=clock(), hand_over=lease)  # fmt: skip
+        unlocked = reply(purpose="reply:1:x", text="first")
+        lock_participant(session, participant_id)
+        inserted = reply(purpose="reply:2:x", text="second")
+        assert inserted is not None and unlocked is not None
+        with counting(engine, selects_only=False) as statements:
+            handed = outbox.hand_over_queued(session, message_ids=[inserted], now=clock())
+        assert statements == [] and [m.id for m in handed] == [inserted]
+        assert outbox.in_flight(session, participant_id=participant_id, now=clock()) == [inserted]
+    with transaction(engine) as session:
+        rows = {m.id: m for m in session.exec(select(OutboxMessage)).all()}
+    stored = rows[inserted]
+    assert (stored.status, stored.handed_at, stored.next_attempt_at) == (
+        handed[0].status, handed[0].handed_at, handed[0].next_attempt_at,
+    ) == (OutboxStatus.SENDING, clock(), clock() + lease)  # fmt: skip
+    assert (stored.text, stored.chat_id, stored.attempts) == ("second", 4301, 0)
+    assert rows[unlocked].status == OutboxStatus.PENDING and rows[unlocked].handed_at is None
 
 
 async def test_a_flush_hands_over_only_what_the_limiter_sends_within_a_moment(
