@@ -14,8 +14,10 @@ import asyncio
 import collections
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from bench.echo import echo_running
 from bench.runs import Paired, alternate, median, percentile
@@ -24,6 +26,7 @@ from bot.deps import Deps
 from bot.runtime import running
 from models.db import make_engine
 from sandbox import Sandbox
+from sandbox.process import SandboxProcess
 from sandbox.state import BotMessage, SandboxUser
 from scheduler.clock import FrozenClock
 
@@ -40,6 +43,9 @@ class ConversationFigures:
     answers: int  # replies received
     seconds: float  # first press to last reply
     latencies_ms: list[float] = field(repr=False)
+    # CPU time of the participants' own process over `seconds`, when it has one
+    # (bench/participants.py): near 1.0, that side would be the ceiling, not the bot.
+    server_busy: float | None = None
 
     @property
     def rate(self) -> float:
@@ -106,53 +112,85 @@ async def converse(
     return ConversationFigures(len(users), len(latencies), seconds, latencies)
 
 
-async def measure_bot(
-    participants: int, answers: int, database_url: str, *, send_rate: float = 29.0
-) -> ConversationFigures:
-    """The real bot on `database_url` (empty and migrated), with its settings as shipped."""
+@dataclass
+class Participants:
+    """The sandbox and its users, wherever they run: where the bot connects, and a way to have
+    the users answer (`converse(first_presses, answers)`)."""
+
+    api_url: str
+    token: str
+    users: list[int]
+    converse: Callable[[Sequence[str], int], Awaitable[ConversationFigures]]
+
+
+@asynccontextmanager
+async def participants_side(participants: int, *, apart: bool) -> AsyncIterator[Participants]:
+    """The sandbox and `participants` users in this process, or (`apart`) in a child of its
+    own (bench/participants.py), as Telegram and the participants' phones are."""
+    if apart:
+        async with SandboxProcess(users=participants, module="bench.participants") as child:
+
+            async def ask(first_presses: Sequence[str], answers: int) -> ConversationFigures:
+                figures = await child.ask({"first_presses": list(first_presses),
+                                           "answers": answers})  # fmt: skip
+                return ConversationFigures(**figures)
+
+            yield Participants(child.api_url, child.token, child.users, ask)
+        return
     async with Sandbox() as sandbox:
         users = [sandbox.add_user() for _ in range(participants)]
-        settings = settings_for(database_url, telegram_api_url=sandbox.api_url,
-                                telegram_token=sandbox.token)  # fmt: skip
+
+        async def here(first_presses: Sequence[str], answers: int) -> ConversationFigures:
+            return await converse(sandbox, users, first_presses, answers)
+
+        yield Participants(sandbox.api_url, sandbox.token, [u.id for u in users], here)
+
+
+async def measure_bot(
+    participants: int, answers: int, database_url: str, *, send_rate: float = 29.0,
+    apart: bool = False,
+) -> ConversationFigures:  # fmt: skip
+    """The real bot on `database_url` (empty and migrated), with its settings as shipped."""
+    async with participants_side(participants, apart=apart) as side:
+        settings = settings_for(database_url, telegram_api_url=side.api_url,
+                                telegram_token=side.token)  # fmt: skip
         settings = settings.model_copy(update={"send_rate": send_rate})  # may exceed 30: off
         engine = make_engine(database_url)
-        add_participants(engine, [ENROLLED] * participants, chat_ids=[u.id for u in users],
-                         now=NOW)  # fmt: skip
+        add_participants(engine, [ENROLLED] * participants, chat_ids=side.users, now=NOW)
         checkins = open_checkins(engine, [f"B{n:06d}" for n in range(participants)], NOW)
         deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
         try:
-            async with running(deps, token=sandbox.token, poll_timeout=POLL_TIMEOUT,
+            async with running(deps, token=side.token, poll_timeout=POLL_TIMEOUT,
                                with_scheduler=False):  # fmt: skip
-                return await converse(sandbox, users, [f"ci:{c}:1:0" for c in checkins], answers)
+                return await side.converse([f"ci:{c}:1:0" for c in checkins], answers)
         finally:
             engine.dispose()
 
 
 async def measure_echo(
-    participants: int, answers: int, *, send_rate: float = 29.0
+    participants: int, answers: int, *, send_rate: float = 29.0, apart: bool = False
 ) -> ConversationFigures:
     """The bare python-telegram-bot echo bot on the same sandbox and wire settings."""
-    async with Sandbox() as sandbox:
-        users = [sandbox.add_user() for _ in range(participants)]
-        settings = settings_for("sqlite://", telegram_api_url=sandbox.api_url,
-                                telegram_token=sandbox.token)  # fmt: skip
+    async with participants_side(participants, apart=apart) as side:
+        settings = settings_for("sqlite://", telegram_api_url=side.api_url,
+                                telegram_token=side.token)  # fmt: skip
         settings = settings.model_copy(update={"send_rate": send_rate})
-        async with echo_running(settings, token=sandbox.token, poll_timeout=POLL_TIMEOUT,
+        async with echo_running(settings, token=side.token, poll_timeout=POLL_TIMEOUT,
                                 concurrency=CONCURRENCY):  # fmt: skip
-            return await converse(sandbox, users, ["e:0:0"] * participants, answers)
+            return await side.converse(["e:0:0"] * participants, answers)
 
 
 async def measure(
     participants: int, answers: int, fresh_database: Callable[[], str], *, runs: int,
-    send_rate: float = 29.0,
+    send_rate: float = 29.0, apart: bool = False,
 ) -> Paired[ConversationFigures, ConversationFigures]:  # fmt: skip
-    """Echo bot and real bot in alternation, `runs` times; each bot run on a fresh database."""
+    """Echo bot and real bot in alternation, `runs` times; each bot run on a fresh database.
+    `apart`: the sandbox and the participants in a process of their own (bench/participants.py).
+    """
     assert answers <= SCALE_ITEMS, "the no-alert path has this many questions in a row"
-    return await alternate(
-        lambda: measure_echo(participants, answers, send_rate=send_rate),
-        lambda: measure_bot(participants, answers, fresh_database(), send_rate=send_rate),
-        runs,
-    )
+    echo = partial(measure_echo, participants, answers, send_rate=send_rate, apart=apart)
+    bot = partial(measure_bot, participants, answers, send_rate=send_rate, apart=apart)
+    return await alternate(echo, lambda: bot(fresh_database()), runs)
 
 
 def summary(paired: Paired[ConversationFigures, ConversationFigures]) -> dict[str, float]:
@@ -164,4 +202,7 @@ def summary(paired: Paired[ConversationFigures, ConversationFigures]) -> dict[st
         "p99": median(bot, lambda f: f.p99_ms), "echo_p99": median(echo, lambda f: f.p99_ms),
     }  # fmt: skip
     figures["ratio"] = figures["rate"] / figures["echo_rate"]
+    if all(f.server_busy is not None for f in bot + echo):
+        figures["server_busy"] = median(bot, lambda f: f.server_busy or 0.0)
+        figures["echo_server_busy"] = median(echo, lambda f: f.server_busy or 0.0)
     return figures

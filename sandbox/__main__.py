@@ -13,23 +13,19 @@ never outlives the process that started it. The user side is served over HTTP un
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import Annotated
 
 import typer
 
+from sandbox.process import announce
 from sandbox.server import Sandbox
 
 
 async def serve(users: int, port: int) -> None:
     sandbox = await Sandbox().start(port=port)
     try:
-        made = [sandbox.add_user().id for _ in range(users)]
-        ready = {"port": sandbox.port, "api_url": sandbox.api_url, "token": sandbox.token,
-                 "users": made}  # fmt: skip
-        sys.stdout.write(json.dumps(ready) + "\n")
-        sys.stdout.flush()
+        announce(sandbox, [sandbox.add_user().id for _ in range(users)])
         # Blocking read on a worker thread: asyncio has no portable non-blocking stdin.
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     finally:

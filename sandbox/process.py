@@ -9,15 +9,28 @@ from typing import Any
 
 import httpx
 
+from sandbox.server import Sandbox
+
+
+def announce(sandbox: Sandbox, users: list[int]) -> None:
+    """The child's first line: where it listens, its token, the ids of the users it made."""
+    ready = {"port": sandbox.port, "api_url": sandbox.api_url, "token": sandbox.token,
+             "users": users}  # fmt: skip
+    sys.stdout.write(json.dumps(ready) + "\n")
+    sys.stdout.flush()
+
 
 class SandboxProcess:
     """`async with SandboxProcess(users=n) as sandbox:` a sandbox with its own interpreter.
 
     The child serves until its standard input closes; leaving the block closes it and waits.
+    `module` runs another child that serves a sandbox the same way (bench/participants.py, which
+    also drives its users); `ask` sends it one request line and reads one line back.
     """
 
-    def __init__(self, *, users: int = 0) -> None:
+    def __init__(self, *, users: int = 0, module: str = "sandbox") -> None:
         self.users_wanted = users
+        self.module = module
         self.port = 0
         self.api_url = ""
         self.token = ""
@@ -26,14 +39,16 @@ class SandboxProcess:
 
     async def __aenter__(self) -> SandboxProcess:
         self._child = child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sandbox", "--users", str(self.users_wanted),
+            sys.executable, "-m", self.module, "--users", str(self.users_wanted),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert child.stdout is not None
         line = await child.stdout.readline()
         if not line:
             await child.wait()
-            raise RuntimeError(f"python -m sandbox exited with {child.returncode} before serving")
+            raise RuntimeError(
+                f"python -m {self.module} exited with {child.returncode} before serving"
+            )
         ready = json.loads(line)
         self.port, self.api_url, self.token = ready["port"], ready["api_url"], ready["token"]
         self.users = list(ready["users"])
@@ -46,7 +61,19 @@ class SandboxProcess:
         assert child.stdin is not None
         child.stdin.close()
         if await child.wait() != 0:
-            raise RuntimeError(f"python -m sandbox exited with {child.returncode}")
+            raise RuntimeError(f"python -m {self.module} exited with {child.returncode}")
+
+    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One JSON line to the child, one JSON line back (a child that reads requests)."""
+        child = self._child
+        assert child is not None and child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(request).encode() + b"\n")
+        await child.stdin.drain()
+        line = await child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"python -m {self.module} exited with {await child.wait()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     async def stats(self) -> dict[str, Any]:
         """The child's /sandbox/stats: messages sent, updates pending, calls made."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from bench import alert_latency, conversation, dispatch, docs, fanout, restart, unlimited
 from bench.backends import sqlite_url
 from bench.echo import echo_bot, wire_settings
@@ -46,12 +48,19 @@ def test_dispatch_benchmark_measures_both_passes() -> None:
     assert "an answer's write during the next send-hour pass, 60 participants" in table
 
 
-async def test_conversation_benchmark_gets_a_reply_to_every_answer(tmp_path: Path) -> None:
-    paired = await conversation.measure(3, 2, lambda: sqlite_url(tmp_path), runs=1)
+@pytest.mark.parametrize("apart", [False, True], ids=["participants-here", "participants-apart"])
+async def test_conversation_benchmark_gets_a_reply_to_every_answer(
+    tmp_path: Path, apart: bool
+) -> None:
+    """Both ways: the participants and their sandbox in this process, or in a child of their own
+    (bench/participants.py), which sends back each conversation's figures."""
+    paired = await conversation.measure(3, 2, lambda: sqlite_url(tmp_path), runs=1, apart=apart)
     assert [f.answers for f in paired.baseline + paired.subject] == [6, 6]
+    assert all(len(f.latencies_ms) == 6 for f in paired.baseline + paired.subject)
+    assert all((f.server_busy is not None) == apart for f in paired.baseline + paired.subject)
     rows = conversation_rows(conversation.summary(paired), participants=3, answers=2,
                              limiter="test")  # fmt: skip
-    assert len(rows) == 3 and "throughput" in section(rows)
+    assert len(rows) == (4 if apart else 3) and "throughput" in section(rows)
 
 
 def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:
