@@ -22,7 +22,6 @@ from bot.keyboards import DONE, CheckinButton, parse_open
 from bot.replies import sender
 from messages import alert_rules
 from models import outbox
-from models.checkins import claim_condolence
 from models.tables import OutboxMessage
 from study.alert_rules import may_raise_red
 
@@ -123,32 +122,6 @@ async def _deliver(
         await sender(context).send_claimed(handed)
     else:
         await sender(context).flush(outcome.outbox)
-    for message_id in outcome.condolence:
-        await _send_condolence(context, message_id)
-
-
-async def _send_condolence(context: BotContext, message_id: int) -> None:
-    """Send the condolence text that answers a death report, which the send rule would hold."""
-    deps = context.deps
-    now = deps.now()
-    message = await deps.db(lambda s: claim_condolence(s, message_id=message_id, now=now))
-    if message is None:
-        return
-    try:
-        sent = await context.bot.send_message(
-            message.chat_id, message.text, parse_mode=ParseMode.HTML
-        )
-    except TelegramError as exc:
-        log.warning("condolence %s not sent: %s", message.purpose, type(exc).__name__)
-        error = type(exc).__name__
-        await deps.db(lambda s: outbox.mark_failed(s, message_id=message_id, error=error))
-        return
-    sent_at = deps.now()
-    await deps.db(
-        lambda s: outbox.mark_sent(
-            s, message_id=message_id, telegram_message_id=sent.message_id, now=sent_at
-        )
-    )
 
 
 async def _edit_pressed(query: CallbackQuery, outcome: Outcome) -> None:

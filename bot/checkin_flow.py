@@ -142,7 +142,7 @@ def typed_text(session: Session, u: Update, text: str) -> Outcome:
         outbox = turn.resume() if is_start else turn.typed(text)
         # The question answered by typing keeps no buttons: they would only be stale now.
         clear = [shown] if shown is not None else []
-        return Outcome(outbox=outbox, condolence=turn.condolence, clear_keyboards=clear)
+        return Outcome(outbox=outbox, clear_keyboards=clear)
     if not is_start:
         return Outcome(handled=False)
     assert participant.id is not None

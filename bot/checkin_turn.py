@@ -45,7 +45,6 @@ class Outcome:
     edit_markup: Markup | None = None  # new keyboard only (multiple-choice toggles)
     drop_keyboard: bool = False
     outbox: list[int] = field(default_factory=list)
-    condolence: list[int] = field(default_factory=list)  # sent by bot/checkin.py itself
     clear_keyboards: list[tuple[int, int]] = field(default_factory=list)  # (chat, message)
 
 
@@ -85,7 +84,6 @@ class Turn:
         self.session, self.participant, self.checkin, self.now = session, participant, checkin, now
         self.team_contact = team_contact
         self.hand_over = hand_over  # the caller hands our messages over (outbox.enqueue)
-        self.condolence: list[int] = []
         self.q = definition(checkin.version, checkin.instrument)
         self.words: InstrumentTexts = texts(checkin.version, participant.language)
         self.answers = current_answers(session, checkin.id)
@@ -221,10 +219,6 @@ class Turn:
 
     def end_with_death_report(self) -> list[int]:
         self._retire_unasked()
-        # The last message they get; the send rule would hold it, so bot/checkin.py sends it.
-        self.condolence += self._enqueue(
-            "condolence", "checkin_condolence", handed_over=False, team_contact=self.team_contact
-        )
         finish_checkin(
             self.session,
             checkin=self.checkin,
@@ -235,7 +229,10 @@ class Turn:
         report_death(
             self.session, participant=self.participant, checkin=self.checkin, now=self.now
         )
-        return []
+        # The last message they get, queued after the report: the send rule lets a condolence go
+        # only while a death report awaits a coordinator (study.consent.may_send), so it is
+        # handed over, and retried if Telegram fails, like any other reply.
+        return self._enqueue("condolence", "checkin_condolence", team_contact=self.team_contact)
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -269,7 +266,7 @@ class Turn:
             answer=label,
         )
         outbox = self.raised + self.advance()
-        return Outcome(edit_html=edit, outbox=outbox, condolence=self.condolence)
+        return Outcome(edit_html=edit, outbox=outbox)
 
     def _ticked(self) -> frozenset[str]:
         return frozenset(c for c in (self.checkin.draft or "").split(qn.MULTI_SEPARATOR) if c)

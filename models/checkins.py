@@ -12,10 +12,8 @@ from sqlmodel import Session, col, select, update
 from models import audit
 from models.checkin_tables import CheckIn, CheckInAnswer, CheckInStatus
 from models.locks import remember_checkin
-from models.outbox import SEND_LEASE
 from models.tables import (
     OutboxMessage,
-    OutboxStatus,
     Participant,
     ParticipantStatus,
     Visit,
@@ -210,31 +208,6 @@ def report_death(
         before={"status": before},
         after={"status": participant.status, "checkin_id": checkin.id},
     )
-
-
-def claim_condolence(
-    session: Session, *, message_id: int, now: dt.datetime
-) -> OutboxMessage | None:
-    """Claim a queued condolence text for sending, although a death was just reported.
-
-    The general send rule keeps every message from a participant whose death was reported; the
-    condolence is the one exception, as the reply to the report itself, and only this path
-    sends it. Only a pending row with a condolence purpose can be claimed here.
-    """
-    message = session.get(OutboxMessage, message_id)
-    if (
-        message is None
-        or message.status != OutboxStatus.PENDING
-        or not message.purpose.startswith("checkin:")
-        or not message.purpose.endswith(":condolence")
-    ):
-        return None
-    message.status = OutboxStatus.SENDING
-    message.attempts += 1
-    message.next_attempt_at = now + SEND_LEASE
-    session.add(message)
-    session.flush()
-    return message
 
 
 def shown_message(session: Session, *, purpose: str) -> tuple[int, int] | None:

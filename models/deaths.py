@@ -54,7 +54,8 @@ def decide_death(
     session: Session, *, study_id: str, confirm: bool, by: str, now: dt.datetime,
     note: str | None = None,
 ) -> Decision:  # fmt: skip
-    """Confirm: deceased, future visits and unsent messages cancelled. Reject: active again."""
+    """Confirm: deceased, future visits and unsent messages cancelled. Reject: active again,
+    and a condolence not yet sent cancelled."""
     found = participant_by_study_id(session, study_id)
     if found is None or found.id is None:
         raise DeathError(f"no participant {study_id}")
@@ -78,6 +79,16 @@ def decide_death(
         )
         cancelled = session.execute(
             update(OutboxMessage).where(*unsent).values(status=OutboxStatus.CANCELLED)
+        )
+        cancelled_messages = int(cancelled.rowcount)  # type: ignore[attr-defined]
+    else:  # alive after all: a condolence still waiting to be sent must never go
+        unsent_condolence = (
+            col(OutboxMessage.participant_id) == participant.id,
+            col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            col(OutboxMessage.purpose).like("checkin:%:condolence"),
+        )
+        cancelled = session.execute(
+            update(OutboxMessage).where(*unsent_condolence).values(status=OutboxStatus.CANCELLED)
         )
         cancelled_messages = int(cancelled.rowcount)  # type: ignore[attr-defined]
     text = note or ("death confirmed" if confirm else "death report rejected")

@@ -7,6 +7,7 @@ participant's flags are derived from the whole sequence, never edited on their o
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -136,11 +137,26 @@ def has_left_chat(participant: ContactState) -> bool:
     )
 
 
-def may_send(participant: ContactState, purpose: str) -> bool:
-    """The send rule for one outbox row: may_message, plus the explicit post-withdrawal replies.
+# The condolence that answers a proxy's death report (`checkin:<check-in id>:condolence`).
+_CONDOLENCE = re.compile(r"^checkin:[0-9]+:condolence$")
 
-    The exceptions never reach a participant whose death was reported or confirmed.
+
+def may_send(participant: ContactState, purpose: str) -> bool:
+    """The send rule for one outbox row: may_message, plus two explicit exceptions.
+
+    - The post-withdrawal replies, which never reach a participant whose death was reported or
+      confirmed.
+    - The condolence, the reply to a death report: only while that report awaits a coordinator,
+      so it is held and retried like any message while Telegram fails, and never sent once the
+      death is confirmed or the report corrected.
     """
+    if _CONDOLENCE.match(purpose):
+        return (
+            participant.status == "death_reported"
+            and participant.chat_contact
+            and not participant.unreachable
+            and participant.telegram_chat_id is not None
+        )
     if may_message(participant):
         return True
     return (

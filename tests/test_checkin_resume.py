@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.deps import BotApp, Deps
+from bot.replies import sender
 from bot.runtime import running
 from messages.render import render
 from models.checkins import CheckIn, CheckInAnswer, current_answers, death_reports
 from models.db import transaction
+from models.deaths import decide_death
 from models.participants import participant_by_study_id
-from models.tables import AuditEvent, Visit
+from models.tables import AuditEvent, OutboxMessage, Visit
 from sandbox import Sandbox
+from sandbox.faults import Fault
 from sandbox.state import plain_text
 from scheduler.clock import FrozenClock
 from study.contact import may_message
-from tests.checkin_chat import answer_shortest, data_for, linked_chat
+from tests.checkin_chat import Chat, answer_shortest, data_for, linked_chat
+from tests.test_schedule_e2e import sent_rows_settled
 
 
 async def test_checkin_resumes_at_the_same_question_after_a_restart(
@@ -81,6 +86,61 @@ async def test_caregiver_reports_a_death_and_nothing_more_is_asked(
     assert when.buttons == []  # answered by typing: its Back button is gone
     await sandbox.press(chat.user, when, leftover)  # pressed anyway, from a stale screen
     await chat.settle()  # one chat's updates run in order: the text was handled before this
+    assert len(sandbox.messages_to(chat.user.id)) == chat.seen
+
+
+async def _death_reported_while_the_condolence_fails(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> tuple[Chat, int]:
+    """A proxy reports a death; Telegram fails the condolence once (502). Its outbox row id."""
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    vital = await chat.press(first, "proxy")
+    await chat.press(vital, "died")
+    refused = Fault("502", method="sendMessage", chat_id=chat.user.id, times=1)
+    sandbox.faults.append(refused)
+    await sandbox.send_text(chat.user, "2026年2月")
+    await sandbox.wait_until(lambda: refused.fired == 1)
+    await sent_rows_settled(bot)
+    with transaction(engine) as session:
+        (row,) = session.exec(
+            select(OutboxMessage).where(col(OutboxMessage.purpose).endswith(":condolence"))
+        ).all()
+        assert (row.status, row.attempts) == ("pending", 1)  # kept, to be sent again
+        assert row.id is not None
+        return chat, row.id
+
+
+async def test_a_condolence_telegram_failed_to_deliver_is_sent_again(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps
+) -> None:
+    chat, _ = await _death_reported_while_the_condolence_fails(bot, sandbox, engine, clock)
+    assert await sender(bot).flush() == 0  # backing off: not due yet
+    clock.advance(dt.timedelta(minutes=1))
+    assert await sender(bot).flush() == 1
+    condolence = await chat.expect()
+    assert condolence.text == plain_text(
+        render("checkin_condolence", "zh", team_contact=deps.settings.team_contact)
+    )
+    clock.advance(dt.timedelta(hours=1))
+    assert await sender(bot).flush() == 0  # once: nothing else goes while the report waits
+    assert len(sandbox.messages_to(chat.user.id)) == chat.seen
+
+
+@pytest.mark.parametrize("confirm", [True, False], ids=["confirmed", "corrected"])
+async def test_a_condolence_not_yet_sent_never_goes_once_a_coordinator_decides(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, confirm: bool
+) -> None:
+    chat, row_id = await _death_reported_while_the_condolence_fails(bot, sandbox, engine, clock)
+    with transaction(engine) as session:
+        decision = decide_death(session, study_id="P001", confirm=confirm, by="coordinator:1",
+                                now=clock())  # fmt: skip
+    assert decision.cancelled_messages == 1
+    clock.advance(dt.timedelta(hours=1))
+    assert await sender(bot).flush() == 0
+    with transaction(engine) as session:
+        row = session.get(OutboxMessage, row_id)
+        assert row is not None and row.status == "cancelled"
     assert len(sandbox.messages_to(chat.user.id)) == chat.seen
 
 

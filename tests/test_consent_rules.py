@@ -98,6 +98,21 @@ def test_only_the_post_withdrawal_replies_reach_someone_who_left_chat() -> None:
         assert not may_send(Person(chat_contact=False, telegram_chat_id=None), purpose)
 
 
+def test_the_condolence_goes_only_while_a_death_report_awaits_a_coordinator() -> None:
+    condolence = "checkin:17:condolence"
+    reported = Person(status="death_reported")
+    assert may_send(reported, condolence)
+    assert not may_send(reported, "checkin:17:5")  # nothing else, questions included
+    assert not may_send(reported, "prompt:P001:1")
+    assert not may_send(Person(), condolence)  # the report corrected: they are alive
+    assert not may_send(Person(status="deceased"), condolence)  # confirmed: nothing more
+    assert not may_send(Person(status="withdrawn"), condolence)
+    assert not may_send(Person(status="death_reported", chat_contact=False), condolence)
+    assert not may_send(Person(status="death_reported", unreachable=True), condolence)
+    assert not may_send(Person(status="death_reported", telegram_chat_id=None), condolence)
+    assert not may_send(reported, "checkin:17:condolence:x")  # the purpose exactly
+
+
 @pytest.mark.parametrize(
     "text", ["stop", "STOP!", " Stop. ", "unsubscribe", "退出", "别再发了！", "不想参加了。"]
 )
