@@ -19,41 +19,30 @@ import dataclasses
 import json
 import sys
 import time
-from typing import Annotated
 
 import typer
 
 from bench.conversation import converse
-from sandbox.process import announce
-from sandbox.server import Sandbox
+from sandbox.process import child_command
+from sandbox.server import Sandbox, SandboxUser
 
 
-async def serve(users: int, port: int) -> None:
-    sandbox = await Sandbox().start(port=port)
-    try:
-        made = [sandbox.add_user() for _ in range(users)]
-        announce(sandbox, [u.id for u in made])
-        loop = asyncio.get_running_loop()
-        # Blocking reads on a worker thread: asyncio has no portable non-blocking stdin.
-        while line := await loop.run_in_executor(None, sys.stdin.readline):
-            request = json.loads(line)
-            cpu = time.process_time()
-            figures = await converse(sandbox, made, request["first_presses"], request["answers"])
-            # How busy this side was: near 1.0 would make it, not the bot, the ceiling.
-            figures.server_busy = (time.process_time() - cpu) / figures.seconds
-            sys.stdout.write(json.dumps(dataclasses.asdict(figures)) + "\n")
-            sys.stdout.flush()
-    finally:
-        await sandbox.stop()
+async def serve(sandbox: Sandbox, users: list[SandboxUser]) -> None:
+    loop = asyncio.get_running_loop()
+    # Blocking reads on a worker thread: asyncio has no portable non-blocking stdin.
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        request = json.loads(line)
+        cpu = time.process_time()
+        figures = await converse(sandbox, users, request["first_presses"], request["answers"])
+        # How busy this side was: near 1.0 would make it, not the bot, the ceiling.
+        figures.server_busy = (time.process_time() - cpu) / figures.seconds
+        sys.stdout.write(json.dumps(dataclasses.asdict(figures)) + "\n")
+        sys.stdout.flush()
 
 
-def main(
-    users: Annotated[int, typer.Option(min=0, help="participants to add before serving")] = 0,
-    port: Annotated[int, typer.Option(min=0, help="0 picks a free port")] = 0,
-) -> None:
-    """Serve the sandbox and drive its participants on request, until standard input closes."""
-    asyncio.run(serve(users, port))
-
+main = child_command(
+    serve, "Serve the sandbox and drive its participants on request, until standard input closes."
+)
 
 if __name__ == "__main__":
     typer.run(main)

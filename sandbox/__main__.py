@@ -14,31 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
 
 import typer
 
-from sandbox.process import announce
-from sandbox.server import Sandbox
+from sandbox.process import child_command
+from sandbox.server import Sandbox, SandboxUser
 
 
-async def serve(users: int, port: int) -> None:
-    sandbox = await Sandbox().start(port=port)
-    try:
-        announce(sandbox, [sandbox.add_user().id for _ in range(users)])
-        # Blocking read on a worker thread: asyncio has no portable non-blocking stdin.
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
-    finally:
-        await sandbox.stop()
+async def serve(sandbox: Sandbox, users: list[SandboxUser]) -> None:
+    # Blocking read on a worker thread: asyncio has no portable non-blocking stdin.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
 
 
-def main(
-    users: Annotated[int, typer.Option(min=0, help="participants to add before serving")] = 0,
-    port: Annotated[int, typer.Option(min=0, help="0 picks a free port")] = 0,
-) -> None:
-    """Serve the loopback sandbox until standard input closes."""
-    asyncio.run(serve(users, port))
-
+main = child_command(serve, "Serve the loopback sandbox until standard input closes.")
 
 if __name__ == "__main__":
     typer.run(main)

@@ -5,11 +5,40 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import httpx
+import typer
 
-from sandbox.server import Sandbox
+from sandbox.server import Sandbox, SandboxUser
+
+# What a child does once its sandbox is announced; it returns when its standard input closes.
+Serving = Callable[[Sandbox, list[SandboxUser]], Awaitable[None]]
+
+
+async def serve_child(users: int, port: int, work: Serving) -> None:
+    """Start a sandbox with `users` participants, announce it, run `work`, then stop it."""
+    sandbox = await Sandbox().start(port=port)
+    try:
+        made = [sandbox.add_user() for _ in range(users)]
+        announce(sandbox, [user.id for user in made])
+        await work(sandbox, made)
+    finally:
+        await sandbox.stop()
+
+
+def child_command(work: Serving, summary: str) -> Callable[..., None]:
+    """The `python -m ...` entry point of a child that serves a sandbox (`typer.run` it)."""
+
+    def main(
+        users: Annotated[int, typer.Option(min=0, help="participants to add before serving")] = 0,
+        port: Annotated[int, typer.Option(min=0, help="0 picks a free port")] = 0,
+    ) -> None:
+        asyncio.run(serve_child(users, port, work))
+
+    main.__doc__ = summary
+    return main
 
 
 def announce(sandbox: Sandbox, users: list[int]) -> None:
