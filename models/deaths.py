@@ -18,6 +18,7 @@ from models.tables import (
     OutboxStatus,
     ParticipantStatus,
 )
+from study.consent import CONDOLENCE_LIKE
 
 DEATH_KIND = "death_reported"
 
@@ -85,7 +86,7 @@ def decide_death(
         unsent_condolence = (
             col(OutboxMessage.participant_id) == participant.id,
             col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-            col(OutboxMessage.purpose).like("checkin:%:condolence"),
+            col(OutboxMessage.purpose).like(CONDOLENCE_LIKE),
         )
         cancelled = session.execute(
             update(OutboxMessage).where(*unsent_condolence).values(status=OutboxStatus.CANCELLED)

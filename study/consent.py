@@ -137,8 +137,10 @@ def has_left_chat(participant: ContactState) -> bool:
     )
 
 
-# The condolence that answers a proxy's death report (`checkin:<check-in id>:condolence`).
+# The condolence that answers a proxy's death report (`checkin:<check-in id>:condolence`), as a
+# pattern and as SQL LIKE (models/deaths cancels an unsent one when a coordinator decides).
 _CONDOLENCE = re.compile(r"^checkin:[0-9]+:condolence$")
+CONDOLENCE_LIKE = "checkin:%:condolence"
 
 
 def may_send(participant: ContactState, purpose: str) -> bool:
