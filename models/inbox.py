@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Text, delete, update
+from sqlalchemy import BigInteger, Column, Text, bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -45,22 +45,26 @@ def record(session: Session, *, updates: Sequence[dict[str, Any]], now: dt.datet
     """Store new updates; return the ids already handled (duplicates to skip)."""
     if not updates:
         return set()
-    ids = [int(u["update_id"]) for u in updates]
-    insert = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
+    connection = session.connection()
     rows = [
         {"update_id": int(u["update_id"]), "received_at": now,
          "payload": json.dumps(strip_names(u), ensure_ascii=False)}
         for u in updates
     ]  # fmt: skip
-    session.execute(insert(InboxUpdate).values(rows).on_conflict_do_nothing())
-    done = session.exec(
-        select(InboxUpdate.update_id).where(
-            col(InboxUpdate.update_id).in_(ids), col(InboxUpdate.done_at).is_not(None)
-        )
-    )
-    return set(done.all())
+    connection.execute(_RECORD[connection.dialect.name == "postgresql"], rows)
+    done = connection.execute(_HANDLED_AMONG, {"update_ids": [r["update_id"] for r in rows]})
+    return set(done.scalars())
+
+
+# Built once, as every poll records its batch: a new update is inserted, one seen before is not.
+_RECORD = {
+    pg: (postgresql.insert if pg else sqlite.insert)(InboxUpdate).on_conflict_do_nothing()
+    for pg in (False, True)
+}
+_HANDLED_AMONG = select(InboxUpdate.update_id).where(
+    col(InboxUpdate.update_id).in_(bindparam("update_ids", expanding=True)),
+    col(InboxUpdate.done_at).is_not(None),
+)
 
 
 def mark_done(session: Session, *, update_id: int, now: dt.datetime) -> None:
@@ -68,11 +72,16 @@ def mark_done(session: Session, *, update_id: int, now: dt.datetime) -> None:
 
 
 def mark_all_done(session: Session, *, update_ids: list[int], now: dt.datetime) -> None:
-    session.execute(
-        update(InboxUpdate)
-        .where(col(InboxUpdate.update_id).in_(update_ids))
-        .values(done_at=now, payload=None)
-    )
+    session.connection().execute(_MARK_ALL_DONE, {"update_ids": update_ids, "now": now})
+
+
+# Built once: an update's handled mark is written for every update, and building the
+# statement cost more than running it.
+_MARK_ALL_DONE = (
+    update(InboxUpdate)
+    .where(col(InboxUpdate.update_id).in_(bindparam("update_ids", expanding=True)))
+    .values(done_at=bindparam("now"), payload=None)
+)
 
 
 def pending(session: Session) -> list[dict[str, Any]]:

@@ -308,36 +308,48 @@ def in_flight(session: Session, *, participant_id: int, now: dt.datetime) -> lis
 def mark_all_sent(session: Session, *, sent: Sequence[tuple[int, int]], now: dt.datetime) -> None:
     """`mark_sent` for many (message id, Telegram message id) pairs, in one statement.
 
-    The pairs travel as one parameter and are joined in the database (`_sent_pairs`), so the
-    statement is the same for any number of rows and compiled once. An executemany of one
-    UPDATE a row took about 40 ms for the seventy-odd sends of a moment while sending went on
-    (each row's step hands Python's GIL to the event loop and waits to get it back), and the
+    The pairs travel as one parameter and are joined in the database (`_MARK_ALL_SENT`), so the
+    statement is the same for any number of rows, built once and compiled once. An executemany
+    of one UPDATE a row took about 40 ms for the seventy-odd sends of a moment while sending went
+    on (each row's step hands Python's GIL to the event loop and waits to get it back), and the
     sender's next claim waited behind it for the writer's turn; a CASE on the id was compiled
     anew for each number of rows.
     """
     if not sent:
         return
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    pairs: dict[str, Any] = (
+        {"sent_ids": [i for i, _ in sent], "sent_tgs": [t for _, t in sent]}
+        if postgres
+        else {"sent_pairs": json.dumps(sent)}
+    )
+    connection.execute(_MARK_ALL_SENT[postgres], {**pairs, "now": now})
+
+
+def _mark_all_sent(*, on_postgres: bool) -> Any:
+    """The UPDATE joined to (id, tg) rows from one parameter: PostgreSQL unnests two arrays,
+    SQLite reads JSON."""
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    pairs = _sent_pairs(session, sent)
-    statement = (
+    sent_at = bindparam("now", type_=table.c.sent_at.type)
+    if on_postgres:
+        ids = cast(bindparam("sent_ids"), ARRAY(BigInteger))
+        tgs = cast(bindparam("sent_tgs"), ARRAY(BigInteger))
+        pairs: Any = func.unnest(ids, tgs).table_valued("id", "tg").render_derived()
+    else:
+        rows = func.json_each(bindparam("sent_pairs")).table_valued("value")
+        pairs = select(
+            func.json_extract(rows.c.value, "$[0]").label("id"),
+            func.json_extract(rows.c.value, "$[1]").label("tg"),
+        ).subquery()
+    return (
         table.update()
         .where(table.c.id == pairs.c.id)
-        .values(status=OutboxStatus.SENT.value, sent_at=now, telegram_message_id=pairs.c.tg)
+        .values(status=OutboxStatus.SENT.value, sent_at=sent_at, telegram_message_id=pairs.c.tg)
     )
-    session.connection().execute(statement)
 
 
-def _sent_pairs(session: Session, sent: Sequence[tuple[int, int]]) -> Any:
-    """(id, tg) rows from one parameter: PostgreSQL unnests two arrays, SQLite reads JSON."""
-    if session.get_bind().dialect.name == "postgresql":
-        ids = cast(bindparam("sent_ids", [i for i, _ in sent]), ARRAY(BigInteger))
-        tgs = cast(bindparam("sent_tgs", [t for _, t in sent]), ARRAY(BigInteger))
-        return func.unnest(ids, tgs).table_valued("id", "tg").render_derived()
-    rows = func.json_each(bindparam("sent_pairs", json.dumps(sent))).table_valued("value")
-    return select(
-        func.json_extract(rows.c.value, "$[0]").label("id"),
-        func.json_extract(rows.c.value, "$[1]").label("tg"),
-    ).subquery()
+_MARK_ALL_SENT = {pg: _mark_all_sent(on_postgres=pg) for pg in (False, True)}
 
 
 def mark_sent(
