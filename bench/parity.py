@@ -31,13 +31,15 @@ async def measure_conversation(
     server: Postgres, workdir: Path, participants: int, answers: int, *, runs: int,
     send_rate: float = 29.0,
 ) -> ConversationParity:  # fmt: skip
-    """Echo bot, real bot on SQLite, real bot on PostgreSQL, in turn, `runs` times."""
+    """Echo bot, real bot on SQLite, real bot on PostgreSQL, in turn, `runs` times; the
+    participants in a process of their own, as in figure 1's goal row."""
     echo, sqlite, postgres = await rotate([
-        lambda: conversation.measure_echo(participants, answers, send_rate=send_rate),
+        lambda: conversation.measure_echo(participants, answers, send_rate=send_rate,
+                                          apart=True),
         lambda: conversation.measure_bot(participants, answers, sqlite_url(workdir),
-                                         send_rate=send_rate),
+                                         send_rate=send_rate, apart=True),
         lambda: conversation.measure_bot(participants, answers, server.fresh_url(),
-                                         send_rate=send_rate),
+                                         send_rate=send_rate, apart=True),
     ], runs)  # fmt: skip
     return ConversationParity(echo, sqlite, postgres)
 
@@ -59,7 +61,8 @@ def conversation_rows(
     for name, runs in (("SQLite", p.sqlite), ("PostgreSQL", p.postgres)):
         rate = median(runs, lambda f: f.rate)
         rows.append([
-            f"conversation, {participants} × {answers} answers, {name}", "≥ 0.8× echo",
+            f"conversation, {participants} × {answers} answers, participants in their own "
+            f"process, {name}", "≥ 0.8× echo",
             f"{rate:.1f} answers/s, p50 {median(runs, lambda f: f.p50_ms):.0f} ms, "
             f"p99 {median(runs, lambda f: f.p99_ms):.0f} ms",
             f"echo {echo:.1f} answers/s, p50 {median(p.echo, lambda f: f.p50_ms):.0f} ms, "
