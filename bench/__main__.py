@@ -67,9 +67,10 @@ def run_conversation(size: Sizes, runs: int) -> tuple[Rows, int]:
             (unlimited.UNLIMITED, True, "off, participants in their own process", "≥ 0.8× echo"),
             (unlimited.UNLIMITED, False, "off, participants in the bot's process", "—"),
         ):
+            # The goal's unlimited row also takes the floor: the echo bot storing each press.
             paired = asyncio.run(conversation.measure(
                 participants, answers, lambda: sqlite_url(Path(workdir)), runs=runs,
-                send_rate=rate, apart=apart,
+                send_rate=rate, apart=apart, floor=apart,
             ))  # fmt: skip
             rows += conversation_rows(conversation.summary(paired), participants=participants,
                                       answers=answers, limiter=label, goal=goal)  # fmt: skip

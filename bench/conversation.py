@@ -6,6 +6,10 @@ its "0". The real bot stores each answer and queues the next question in one tra
 delivers it through the outbox. The baseline is bench/echo.py's bare python-telegram-bot, which
 makes the same three Bot API calls per press. One answer's latency runs from the press reaching
 the sandbox to the sandbox recording the next question.
+
+The floor (`measure_floor`) is that echo bot storing each press as one row before it answers,
+through the bot's own unit of work: what any bot that keeps an answer before replying must
+spend, with SQLite as shipped, before it does anything of its own.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from bench.echo import echo_running
-from bench.runs import Paired, alternate, median, percentile
+from bench.echo import PRESSES, echo_running, store_press
+from bench.runs import Paired, alternate, median, percentile, rotate
 from bench.setup import SCALE_ITEMS, add_participants, open_checkins, settings_for
 from bot.deps import Deps
 from bot.runtime import running
@@ -180,21 +184,64 @@ async def measure_echo(
             return await side.converse(["e:0:0"] * participants, answers)
 
 
+async def measure_floor(
+    participants: int, answers: int, database_url: str, *, send_rate: float = 29.0,
+    apart: bool = False,
+) -> ConversationFigures:  # fmt: skip
+    """The echo bot that first stores each press as one row on `database_url` (empty and
+    migrated), the way the bot writes: `Deps.db`, a worker thread and `transaction()`, so on
+    SQLite `BEGIN IMMEDIATE`, the process's write turns and a commit under `synchronous=FULL`."""
+    async with participants_side(participants, apart=apart) as side:
+        settings = settings_for(database_url, telegram_api_url=side.api_url,
+                                telegram_token=side.token)  # fmt: skip
+        settings = settings.model_copy(update={"send_rate": send_rate})
+        engine = make_engine(database_url)
+        PRESSES.create(engine)
+        deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+
+        async def store(chat_id: int, data: str) -> None:
+            at = deps.now()
+            await deps.db(lambda s: store_press(s, chat_id=chat_id, data=data, at=at))
+
+        try:
+            async with echo_running(settings, token=side.token, poll_timeout=POLL_TIMEOUT,
+                                    concurrency=CONCURRENCY, store=store):  # fmt: skip
+                return await side.converse(["e:0:0"] * participants, answers)
+        finally:
+            engine.dispose()
+
+
+@dataclass
+class Measured(Paired[ConversationFigures, ConversationFigures]):
+    """Echo bot (`baseline`) and real bot (`subject`), and the floor's runs if it was taken."""
+
+    floor: list[ConversationFigures] = field(default_factory=list)
+
+
 async def measure(
     participants: int, answers: int, fresh_database: Callable[[], str], *, runs: int,
-    send_rate: float = 29.0, apart: bool = False,
-) -> Paired[ConversationFigures, ConversationFigures]:  # fmt: skip
+    send_rate: float = 29.0, apart: bool = False, floor: bool = False,
+) -> Measured:  # fmt: skip
     """Echo bot and real bot in alternation, `runs` times; each bot run on a fresh database.
     `apart`: the sandbox and the participants in a process of their own (bench/participants.py).
+    `floor`: the floor (`measure_floor`) as well, taken between the two each time.
     """
     assert answers <= SCALE_ITEMS, "the no-alert path has this many questions in a row"
     echo = partial(measure_echo, participants, answers, send_rate=send_rate, apart=apart)
     bot = partial(measure_bot, participants, answers, send_rate=send_rate, apart=apart)
-    return await alternate(echo, lambda: bot(fresh_database()), runs)
+    if not floor:
+        paired = await alternate(echo, lambda: bot(fresh_database()), runs)
+        return Measured(paired.baseline, paired.subject)
+    stored = partial(measure_floor, participants, answers, send_rate=send_rate, apart=apart)
+    sides: list[Callable[[], Awaitable[ConversationFigures]]] = [
+        echo, lambda: stored(fresh_database()), lambda: bot(fresh_database())
+    ]  # fmt: skip
+    echoes, floors, bots = await rotate(sides, runs)
+    return Measured(echoes, bots, floors)
 
 
-def summary(paired: Paired[ConversationFigures, ConversationFigures]) -> dict[str, float]:
-    """Medians over the runs: answers/s, p50 and p99 of both sides, and the throughput ratio."""
+def summary(paired: Measured) -> dict[str, float]:
+    """Medians over the runs: answers/s, p50 and p99 of each side, and the throughput ratios."""
     bot, echo = paired.subject, paired.baseline
     figures = {
         "rate": median(bot, lambda f: f.rate), "echo_rate": median(echo, lambda f: f.rate),
@@ -202,6 +249,13 @@ def summary(paired: Paired[ConversationFigures, ConversationFigures]) -> dict[st
         "p99": median(bot, lambda f: f.p99_ms), "echo_p99": median(echo, lambda f: f.p99_ms),
     }  # fmt: skip
     figures["ratio"] = figures["rate"] / figures["echo_rate"]
+    if paired.floor:
+        floor = paired.floor
+        figures["floor_rate"] = median(floor, lambda f: f.rate)
+        figures["floor_p50"] = median(floor, lambda f: f.p50_ms)
+        figures["floor_p99"] = median(floor, lambda f: f.p99_ms)
+        figures["floor_ratio"] = figures["floor_rate"] / figures["echo_rate"]
+        figures["over_floor"] = figures["rate"] / figures["floor_rate"]
     if all(f.server_busy is not None for f in bot + echo):
         figures["server_busy"] = median(bot, lambda f: f.server_busy or 0.0)
         figures["echo_server_busy"] = median(echo, lambda f: f.server_busy or 0.0)

@@ -4,15 +4,21 @@ It makes the same Bot API calls per press as the real bot's check-in answer (ans
 edit the pressed message, send the next question with its buttons) and nothing else: no
 database, no inbox, no outbox. Its Bot is configured like bot/durable.py's (connection pools,
 rate limiter) and polls with the same timeout, so the ratio measures what the project adds.
+
+With `store`, it first stores each press as one row (`store_press`, through the bot's own unit
+of work: bench/conversation.measure_floor): the least a bot can do that keeps an answer before
+it replies, the floor under figure 1's ratio.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -28,6 +34,24 @@ from followup.settings import Settings
 
 EchoApp = Application[Any, Any, Any, Any, Any, Any]
 NEXT = "<b>Next question?</b> 0 = none, 4 = very much"
+Store = Callable[[int, str], Awaitable[None]]  # (chat id, callback data)
+
+# The floor's one row a press, in a table of its own: not part of the study's schema, so it has
+# metadata of its own and no migration (create it with `PRESSES.create(engine)`).
+PRESSES = Table(
+    "bench_echo_press",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("data", String, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+_STORE = PRESSES.insert()  # built once, as the bot's own per-answer statements are
+
+
+def store_press(session: Session, *, chat_id: int, data: str, at: dt.datetime) -> None:
+    """The cheapest write through the bot's unit of work: one prebuilt INSERT."""
+    session.execute(_STORE, {"chat_id": chat_id, "data": data, "at": at})
 
 
 def echo_bot(settings: Settings, token: str) -> ExtBot[Any]:
@@ -75,15 +99,31 @@ async def echo_press(update: Update, context: Any) -> None:
     )
 
 
+def stored_first(store: Store) -> Callable[[Update, Any], Coroutine[Any, Any, None]]:
+    """`echo_press`, once `store` has kept the press."""
+
+    async def press(update: Update, context: Any) -> None:
+        query = update.callback_query
+        if query is None or query.message is None or query.data is None:
+            return
+        await store(query.message.chat.id, query.data)
+        await echo_press(update, context)
+
+    return press
+
+
 @asynccontextmanager
 async def echo_running(
-    settings: Settings, *, token: str, poll_timeout: float, concurrency: int
-) -> AsyncIterator[EchoApp]:
-    """Poll like bot/runtime.running does, with `concurrency` updates handled at once."""
+    settings: Settings, *, token: str, poll_timeout: float, concurrency: int,
+    store: Store | None = None,
+) -> AsyncIterator[EchoApp]:  # fmt: skip
+    """Poll like bot/runtime.running does, with `concurrency` updates handled at once.
+    `store`: keep each press before answering it (the floor, bench/conversation.measure_floor)."""
     application: EchoApp = (
         ApplicationBuilder().bot(echo_bot(settings, token)).concurrent_updates(concurrency).build()
     )
-    application.add_handler(CallbackQueryHandler(echo_press))
+    handler = echo_press if store is None else stored_first(store)
+    application.add_handler(CallbackQueryHandler(handler))
     await application.initialize()
     await application.start()
     assert application.updater is not None

@@ -49,7 +49,8 @@ def conversation_rows(
     s: dict[str, float], *, participants: int, answers: int, limiter: str,
     goal: str = "≥ 0.8× echo",
 ) -> list[list[str]]:  # fmt: skip
-    """Rows for figure 1 from conversation.summary, against the bare echo bot."""
+    """Rows for figure 1 from conversation.summary, against the bare echo bot, and against the
+    floor (the echo bot storing each press first) when it was taken."""
     what = f"conversation, {participants} participants × {answers} answers, limiter {limiter}"
     return [
         [f"{what}: throughput", goal, f"{s['rate']:.1f} answers/s",
@@ -61,7 +62,14 @@ def conversation_rows(
     ] + ([
         [f"{what}: the participants' process on the CPU", "—", f"{s['server_busy']:.0%}",
          f"{s['echo_server_busy']:.0%}", "—"],
-    ] if "server_busy" in s else [])  # fmt: skip
+    ] if "server_busy" in s else []) + ([
+        [f"{what}: the floor, the echo bot storing each press as one row first: throughput",
+         "—", f"{s['floor_rate']:.1f} answers/s (p50 {s['floor_p50']:.0f} ms, "
+         f"p99 {s['floor_p99']:.0f} ms)", f"{s['echo_rate']:.1f} answers/s (bare echo bot)",
+         f"{s['floor_ratio']:.2f}×"],
+        [f"{what}: throughput against the floor", "—", f"{s['rate']:.1f} answers/s",
+         f"{s['floor_rate']:.1f} answers/s (the floor)", f"{s['over_floor']:.2f}×"],
+    ] if "floor_rate" in s else [])  # fmt: skip
 
 
 def unlimited_rows(s: dict[str, float], *, prompts: int) -> list[list[str]]:

@@ -10,10 +10,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bench import alert_latency, conversation, dispatch, docs, fanout, restart, unlimited
 from bench.backends import sqlite_url
-from bench.echo import echo_bot, wire_settings
+from bench.echo import PRESSES, echo_bot, wire_settings
 from bench.report import (
     conversation_rows,
     dispatch_rows,
@@ -53,14 +54,31 @@ async def test_conversation_benchmark_gets_a_reply_to_every_answer(
     tmp_path: Path, apart: bool
 ) -> None:
     """Both ways: the participants and their sandbox in this process, or in a child of their own
-    (bench/participants.py), which sends back each conversation's figures."""
-    paired = await conversation.measure(3, 2, lambda: sqlite_url(tmp_path), runs=1, apart=apart)
-    assert [f.answers for f in paired.baseline + paired.subject] == [6, 6]
-    assert all(len(f.latencies_ms) == 6 for f in paired.baseline + paired.subject)
-    assert all((f.server_busy is not None) == apart for f in paired.baseline + paired.subject)
+    (bench/participants.py), which sends back each conversation's figures. Apart, as in the
+    goal's row, the floor (the echo bot storing each press) is taken too."""
+    paired = await conversation.measure(
+        3, 2, lambda: sqlite_url(tmp_path), runs=1, apart=apart, floor=apart
+    )
+    every = paired.baseline + paired.floor + paired.subject
+    assert [f.answers for f in every] == [6, 6, 6] if apart else [6, 6]
+    assert all(len(f.latencies_ms) == 6 for f in every)
+    assert all((f.server_busy is not None) == apart for f in every)
     rows = conversation_rows(conversation.summary(paired), participants=3, answers=2,
                              limiter="test")  # fmt: skip
-    assert len(rows) == (4 if apart else 3) and "throughput" in section(rows)
+    assert len(rows) == (6 if apart else 3) and "throughput" in section(rows)
+    assert ("throughput against the floor" in section(rows)) == apart
+
+
+async def test_the_floor_stores_every_press_before_it_answers(tmp_path: Path) -> None:
+    """The floor's echo bot keeps one row a press, through the bot's own unit of work."""
+    url = sqlite_url(tmp_path)
+    figures = await conversation.measure_floor(3, 2, url, apart=False)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(select(PRESSES.c.chat_id, PRESSES.c.data)).all()
+    engine.dispose()
+    assert figures.answers == 6 and len(stored) == 6
+    assert sorted(data.split(":")[1] for _, data in stored) == ["0", "0", "0", "1", "1", "1"]
 
 
 def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:
