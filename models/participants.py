@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, delete, select
 
 from models import audit, visits
@@ -32,9 +33,13 @@ def participant_by_study_id(session: Session, study_id: str) -> Participant | No
     return session.exec(select(Participant).where(Participant.study_id == study_id)).first()
 
 
+# Built once: every update's screens read the participant this way (bot/replies.py), so the
+# statement and its cache key are not built again for each one (models/locks.py alike).
+_BY_USER = select(Participant).where(Participant.telegram_user_id == bindparam("telegram_user_id"))
+
+
 def participant_by_user(session: Session, telegram_user_id: int) -> Participant | None:
-    query = select(Participant).where(Participant.telegram_user_id == telegram_user_id)
-    return session.exec(query).first()
+    return session.exec(_BY_USER, params={"telegram_user_id": telegram_user_id}).first()
 
 
 def list_participants(session: Session) -> Sequence[Participant]:
