@@ -23,11 +23,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from bench.echo import PRESSES, echo_running, store_press
+from bench.echo import PRESSES, Store, echo_running, store_press
 from bench.runs import Paired, alternate, median, percentile, rotate
 from bench.setup import SCALE_ITEMS, add_participants, open_checkins, settings_for
 from bot.deps import Deps
 from bot.runtime import running
+from followup.settings import Settings
 from models.db import make_engine
 from sandbox import Sandbox
 from sandbox.process import SandboxProcess
@@ -172,43 +173,54 @@ async def measure_bot(
 
 
 async def measure_echo(
-    participants: int, answers: int, *, send_rate: float = 29.0, apart: bool = False
-) -> ConversationFigures:
-    """The bare python-telegram-bot echo bot on the same sandbox and wire settings."""
+    participants: int, answers: int, *, send_rate: float = 29.0, apart: bool = False,
+    stored_on: str | None = None,
+) -> ConversationFigures:  # fmt: skip
+    """The bare python-telegram-bot echo bot on the same sandbox and wire settings.
+    `stored_on`: the floor (`measure_floor`), storing each press on that database first."""
     async with participants_side(participants, apart=apart) as side:
-        settings = settings_for("sqlite://", telegram_api_url=side.api_url,
+        settings = settings_for(stored_on or "sqlite://", telegram_api_url=side.api_url,
                                 telegram_token=side.token)  # fmt: skip
         settings = settings.model_copy(update={"send_rate": send_rate})
-        async with echo_running(settings, token=side.token, poll_timeout=POLL_TIMEOUT,
-                                concurrency=CONCURRENCY):  # fmt: skip
+        async with _presses_stored(settings, stored_on) as store, echo_running(
+            settings, token=side.token, poll_timeout=POLL_TIMEOUT, concurrency=CONCURRENCY,
+            store=store,
+        ):  # fmt: skip
             return await side.converse(["e:0:0"] * participants, answers)
+
+
+@asynccontextmanager
+async def _presses_stored(
+    settings: Settings, database_url: str | None
+) -> AsyncIterator[Store | None]:
+    """Nothing to store without a database; else each press kept as one row, the way the bot
+    writes: `Deps.db`, a worker thread and `transaction()`, so on SQLite `BEGIN IMMEDIATE`,
+    the process's write turns and a commit under `synchronous=FULL`."""
+    if database_url is None:
+        yield None
+        return
+    engine = make_engine(database_url)
+    PRESSES.create(engine)
+    deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+
+    async def store(chat_id: int, data: str) -> None:
+        at = deps.now()
+        await deps.db(lambda s: store_press(s, chat_id=chat_id, data=data, at=at))
+
+    try:
+        yield store
+    finally:
+        engine.dispose()
 
 
 async def measure_floor(
     participants: int, answers: int, database_url: str, *, send_rate: float = 29.0,
     apart: bool = False,
 ) -> ConversationFigures:  # fmt: skip
-    """The echo bot that first stores each press as one row on `database_url` (empty and
-    migrated), the way the bot writes: `Deps.db`, a worker thread and `transaction()`, so on
-    SQLite `BEGIN IMMEDIATE`, the process's write turns and a commit under `synchronous=FULL`."""
-    async with participants_side(participants, apart=apart) as side:
-        settings = settings_for(database_url, telegram_api_url=side.api_url,
-                                telegram_token=side.token)  # fmt: skip
-        settings = settings.model_copy(update={"send_rate": send_rate})
-        engine = make_engine(database_url)
-        PRESSES.create(engine)
-        deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
-
-        async def store(chat_id: int, data: str) -> None:
-            at = deps.now()
-            await deps.db(lambda s: store_press(s, chat_id=chat_id, data=data, at=at))
-
-        try:
-            async with echo_running(settings, token=side.token, poll_timeout=POLL_TIMEOUT,
-                                    concurrency=CONCURRENCY, store=store):  # fmt: skip
-                return await side.converse(["e:0:0"] * participants, answers)
-        finally:
-            engine.dispose()
+    """The floor: the echo bot storing each press as one row on `database_url` (empty and
+    migrated) before it answers, as any bot that keeps an answer before replying must."""
+    return await measure_echo(participants, answers, send_rate=send_rate, apart=apart,
+                              stored_on=database_url)  # fmt: skip
 
 
 @dataclass
