@@ -60,7 +60,7 @@ async def test_conversation_benchmark_gets_a_reply_to_every_answer(
         3, 2, lambda: sqlite_url(tmp_path), runs=1, apart=apart, floor=apart
     )
     every = paired.baseline + paired.floor + paired.subject
-    assert [f.answers for f in every] == [6, 6, 6] if apart else [6, 6]
+    assert [f.answers for f in every] == ([6, 6, 6] if apart else [6, 6])
     assert all(len(f.latencies_ms) == 6 for f in every)
     assert all((f.server_busy is not None) == apart for f in every)
     rows = conversation_rows(conversation.summary(paired), participants=3, answers=2,
@@ -69,8 +69,8 @@ async def test_conversation_benchmark_gets_a_reply_to_every_answer(
     assert ("throughput against the floor" in section(rows)) == apart
 
 
-async def test_the_floor_stores_every_press_before_it_answers(tmp_path: Path) -> None:
-    """The floor's echo bot keeps one row a press, through the bot's own unit of work."""
+async def test_the_floor_keeps_one_row_a_press(tmp_path: Path) -> None:
+    """The floor's echo bot stores every press, through the bot's own unit of work."""
     url = sqlite_url(tmp_path)
     figures = await conversation.measure_floor(3, 2, url, apart=False)
     engine = make_engine(url)
