@@ -8,8 +8,8 @@ makes the same three Bot API calls per press. One answer's latency runs from the
 the sandbox to the sandbox recording the next question.
 
 The floor (`measure_floor`) is that echo bot storing each press as one row before it answers,
-through the bot's own unit of work: what any bot that keeps an answer before replying must
-spend, with SQLite as shipped, before it does anything of its own.
+through the bot's own unit of work, the presses that arrive together sharing a commit: the
+least any bot that keeps an answer before replying must spend, with SQLite as shipped.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from bench.echo import PRESSES, Store, echo_running, store_press
+from bench.echo import PRESSES, Press, Store, echo_running, store_presses
 from bench.runs import Paired, alternate, median, percentile, rotate
 from bench.setup import SCALE_ITEMS, add_participants, open_checkins, settings_for
 from bot.deps import Deps
+from bot.groupcommit import GroupCommit
 from bot.runtime import running
 from followup.settings import Settings
 from models.db import make_engine
@@ -194,18 +195,19 @@ async def _presses_stored(
     settings: Settings, database_url: str | None
 ) -> AsyncIterator[Store | None]:
     """Nothing to store without a database; else each press kept as one row, the way the bot
-    writes: `Deps.db`, a worker thread and `transaction()`, so on SQLite `BEGIN IMMEDIATE`,
-    the process's write turns and a commit under `synchronous=FULL`."""
+    writes (`Deps.db`: a worker thread and `transaction()`, so on SQLite `BEGIN IMMEDIATE`, the
+    process's write turns and a commit under `synchronous=FULL`), with the presses that arrive
+    together sharing one commit (bot/groupcommit.py), each waiting for its own row's."""
     if database_url is None:
         yield None
         return
     engine = make_engine(database_url)
     PRESSES.create(engine)
     deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+    presses = GroupCommit[Press](lambda rows: deps.db(lambda s: store_presses(s, rows)))
 
     async def store(chat_id: int, data: str) -> None:
-        at = deps.now()
-        await deps.db(lambda s: store_press(s, chat_id=chat_id, data=data, at=at))
+        await presses.add(Press(chat_id=chat_id, data=data, at=deps.now()))
 
     try:
         yield store
@@ -218,7 +220,7 @@ async def measure_floor(
     apart: bool = False,
 ) -> ConversationFigures:  # fmt: skip
     """The floor: the echo bot storing each press as one row on `database_url` (empty and
-    migrated) before it answers, as any bot that keeps an answer before replying must."""
+    migrated) before it answers, which any bot that keeps an answer before replying must do."""
     return await measure_echo(participants, answers, send_rate=send_rate, apart=apart,
                               stored_on=database_url)  # fmt: skip
 

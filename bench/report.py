@@ -63,7 +63,8 @@ def conversation_rows(
         [f"{what}: the participants' process on the CPU", "—", f"{s['server_busy']:.0%}",
          f"{s['echo_server_busy']:.0%}", "—"],
     ] if "server_busy" in s else []) + ([
-        [f"{what}: the floor, the echo bot storing each press as one row first: throughput",
+        [f"{what}: the floor, the echo bot storing each press as one row first (commits "
+         "shared): throughput",
          "—", f"{s['floor_rate']:.1f} answers/s (p50 {s['floor_p50']:.0f} ms, "
          f"p99 {s['floor_p99']:.0f} ms)", f"{s['echo_rate']:.1f} answers/s (bare echo bot)",
          f"{s['floor_ratio']:.2f}×"],
