@@ -67,10 +67,6 @@ _HANDLED_AMONG = select(InboxUpdate.update_id).where(
 )
 
 
-def mark_done(session: Session, *, update_id: int, now: dt.datetime) -> None:
-    mark_all_done(session, update_ids=[update_id], now=now)
-
-
 def mark_all_done(session: Session, *, update_ids: list[int], now: dt.datetime) -> None:
     session.connection().execute(_MARK_ALL_DONE, {"update_ids": update_ids, "now": now})
 
