@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from bot import checkin_flow as flow
 from bot.deps import BotApp, Deps
+from bot.keyboards import CheckinButton
 from bot.replies import sender
 from bot.runtime import running
 from messages.render import render
@@ -23,6 +25,8 @@ from sandbox.state import plain_text
 from scheduler.clock import FrozenClock
 from study.contact import may_message
 from tests.checkin_chat import Chat, answer_shortest, data_for, linked_chat
+from tests.test_checkin_export import USER, Driver, linked
+from tests.test_locks import counting
 from tests.test_schedule_e2e import sent_rows_settled
 
 
@@ -245,3 +249,42 @@ async def test_a_replayed_tick_redraws_the_keyboard_a_crash_may_have_lost(
     replay = {**press, "callback_query": {**press["callback_query"], "id": "replay"}}
     await bot.process_update(Update.de_json(replay, bot.bot))
     assert treatment.buttons == ticked
+
+
+def test_an_answer_writes_its_row_and_the_next_step_once_each(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """The answer's row and the check-in's next step are one INSERT and one UPDATE, written as
+    the turn makes them (models/checkins, statements built once). The check-in then holds what
+    its row holds, the update it acted on included, so that update replayed changes nothing."""
+    answers = "checkin_answer"
+    linked(engine, clock, "P001", USER)
+    chat = Driver(engine, clock, USER)
+    chat.say("开始")
+    with transaction(engine) as session:
+        before = session.get(CheckIn, 1)
+        assert before is not None and before.current_item == "respondent"
+        button = CheckinButton(1, before.step, "proxy")
+    press = flow.Update(USER, 41, clock(), "study office")
+    with transaction(engine) as session, counting(engine, selects_only=False) as statements:
+        outcome = flow.press_answer(session, press, button)
+    assert outcome.notice is None and outcome.outbox
+    writes = [s.split()[:3] for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert [w for w in writes if w[:2] == ["UPDATE", "checkin"]] == [["UPDATE", "checkin", "SET"]]
+    assert [w for w in writes if w[2:] == ["checkin_answer"]] == [["INSERT", "INTO", answers]]
+
+    def stored() -> tuple[object, ...]:
+        with transaction(engine) as session:
+            row = session.get(CheckIn, 1)
+            assert row is not None
+            return row.step, row.current_item, row.draft, row.last_update_id, row.updated_at, \
+                current_answers(session, 1)  # fmt: skip
+
+    after = stored()
+    assert after == (button.step + 1, "vital_status", None, 41, clock(),
+                     {"respondent": "proxy"})  # fmt: skip
+    clock.advance(dt.timedelta(minutes=1))
+    with transaction(engine) as session:  # the same update again, pressed on the next question
+        again = flow.press_answer(session, press, CheckinButton(1, after[0], "alive"))
+    assert again.outbox == [] and again.notice is None
+    assert stored() == after
