@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from bench.echo import PRESSES, Press, Store, echo_running, store_presses
+from bench.floor import floor_running
 from bench.runs import Paired, alternate, median, percentile, rotate
 from bench.setup import SCALE_ITEMS, add_participants, open_checkins, settings_for
 from bot.deps import Deps
@@ -215,6 +216,26 @@ async def _presses_stored(
         engine.dispose()
 
 
+async def measure_design_floor(
+    participants: int, answers: int, database_url: str, *, send_rate: float = 29.0,
+    apart: bool = False,
+) -> ConversationFigures:  # fmt: skip
+    """The design's floor (bench/floor.py) on `database_url` (empty and migrated): the echo bot
+    keeping what DESIGN.md's first principle asks every bot here to keep, at its cheapest."""
+    async with participants_side(participants, apart=apart) as side:
+        settings = settings_for(database_url, telegram_api_url=side.api_url,
+                                telegram_token=side.token)  # fmt: skip
+        settings = settings.model_copy(update={"send_rate": send_rate})
+        engine = make_engine(database_url)
+        deps = Deps(settings=settings, engine=engine, clock=FrozenClock(NOW))
+        try:
+            async with floor_running(deps, token=side.token, poll_timeout=POLL_TIMEOUT,
+                                     concurrency=CONCURRENCY):  # fmt: skip
+                return await side.converse(["e:0:0"] * participants, answers)
+        finally:
+            engine.dispose()
+
+
 async def measure_floor(
     participants: int, answers: int, database_url: str, *, send_rate: float = 29.0,
     apart: bool = False,
@@ -227,9 +248,10 @@ async def measure_floor(
 
 @dataclass
 class Measured(Paired[ConversationFigures, ConversationFigures]):
-    """Echo bot (`baseline`) and real bot (`subject`), and the floor's runs if it was taken."""
+    """Echo bot (`baseline`) and real bot (`subject`), and the floors' runs if they were taken."""
 
     floor: list[ConversationFigures] = field(default_factory=list)
+    design_floor: list[ConversationFigures] = field(default_factory=list)
 
 
 async def measure(
@@ -238,7 +260,8 @@ async def measure(
 ) -> Measured:  # fmt: skip
     """Echo bot and real bot in alternation, `runs` times; each bot run on a fresh database.
     `apart`: the sandbox and the participants in a process of their own (bench/participants.py).
-    `floor`: the floor (`measure_floor`) as well, taken between the two each time.
+    `floor`: the floors as well (`measure_floor`, `measure_design_floor`), taken between the
+    two each time.
     """
     assert answers <= SCALE_ITEMS, "the no-alert path has this many questions in a row"
     echo = partial(measure_echo, participants, answers, send_rate=send_rate, apart=apart)
@@ -247,11 +270,13 @@ async def measure(
         paired = await alternate(echo, lambda: bot(fresh_database()), runs)
         return Measured(paired.baseline, paired.subject)
     stored = partial(measure_floor, participants, answers, send_rate=send_rate, apart=apart)
+    kept = partial(measure_design_floor, participants, answers, send_rate=send_rate, apart=apart)
     sides: list[Callable[[], Awaitable[ConversationFigures]]] = [
-        echo, lambda: stored(fresh_database()), lambda: bot(fresh_database())
+        echo, lambda: stored(fresh_database()), lambda: kept(fresh_database()),
+        lambda: bot(fresh_database()),
     ]  # fmt: skip
-    echoes, floors, bots = await rotate(sides, runs)
-    return Measured(echoes, bots, floors)
+    echoes, floors, design_floors, bots = await rotate(sides, runs)
+    return Measured(echoes, bots, floors, design_floors)
 
 
 def summary(paired: Measured) -> dict[str, float]:
@@ -270,6 +295,13 @@ def summary(paired: Measured) -> dict[str, float]:
         figures["floor_p99"] = median(floor, lambda f: f.p99_ms)
         figures["floor_ratio"] = figures["floor_rate"] / figures["echo_rate"]
         figures["over_floor"] = figures["rate"] / figures["floor_rate"]
+    if paired.design_floor:
+        design = paired.design_floor
+        figures["design_rate"] = median(design, lambda f: f.rate)
+        figures["design_p50"] = median(design, lambda f: f.p50_ms)
+        figures["design_p99"] = median(design, lambda f: f.p99_ms)
+        figures["design_ratio"] = figures["design_rate"] / figures["echo_rate"]
+        figures["over_design"] = figures["rate"] / figures["design_rate"]
     if all(f.server_busy is not None for f in bot + echo):
         figures["server_busy"] = median(bot, lambda f: f.server_busy or 0.0)
         figures["echo_server_busy"] = median(echo, lambda f: f.server_busy or 0.0)

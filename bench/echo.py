@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
     Application,
@@ -92,17 +92,28 @@ def next_question(step: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[b] for b in buttons])
 
 
+def next_step(data: str) -> int:
+    """The step of the question after the one a press (`e:<step>:<answer>`) answered."""
+    return int(data.split(":")[1]) + 1
+
+
+async def reply_to(query: CallbackQuery, bot: Any, chat_id: int, data: str) -> Message:
+    """Answer the press, show the answer in the pressed message and ask the next question."""
+    await query.answer()
+    await query.edit_message_text(f"<b>Answered:</b> {data}", parse_mode=ParseMode.HTML)
+    step = next_step(data)
+    sent: Message = await bot.send_message(
+        chat_id, NEXT, parse_mode=ParseMode.HTML, reply_markup=next_question(step)
+    )
+    return sent
+
+
 async def echo_press(update: Update, context: Any) -> None:
     """Answer the press, show the answer in the pressed message and ask the next question."""
     query = update.callback_query
     if query is None or query.message is None or query.data is None:
         return
-    await query.answer()
-    await query.edit_message_text(f"<b>Answered:</b> {query.data}", parse_mode=ParseMode.HTML)
-    step = int(query.data.split(":")[1]) + 1
-    await context.bot.send_message(
-        query.message.chat.id, NEXT, parse_mode=ParseMode.HTML, reply_markup=next_question(step)
-    )
+    await reply_to(query, context.bot, query.message.chat.id, query.data)
 
 
 def stored_first(store: Store) -> Callable[[Update, Any], Coroutine[Any, Any, None]]:
@@ -130,6 +141,13 @@ async def echo_running(
     )
     handler = echo_press if store is None else stored_first(store)
     application.add_handler(CallbackQueryHandler(handler))
+    async with polling(application, poll_timeout):
+        yield application
+
+
+@asynccontextmanager
+async def polling(application: EchoApp, poll_timeout: float) -> AsyncIterator[None]:
+    """Start `application` and poll as bot/runtime.running does; stop it on the way out."""
     await application.initialize()
     await application.start()
     assert application.updater is not None
@@ -137,7 +155,7 @@ async def echo_running(
         timeout=dt.timedelta(seconds=poll_timeout), drop_pending_updates=False
     )
     try:
-        yield application
+        yield
     finally:
         await application.updater.stop()
         await application.stop()

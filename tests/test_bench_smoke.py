@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bench import alert_latency, conversation, dispatch, docs, fanout, restart, unlimited
 from bench.backends import sqlite_url
 from bench.echo import PRESSES, echo_bot, wire_settings
+from bench.floor import ANSWERS, OUTBOX
 from bench.report import (
     conversation_rows,
     dispatch_rows,
@@ -28,6 +29,7 @@ from bot.app import build_application
 from bot.deps import Deps
 from bot.durable import DurableBot
 from models.db import make_engine
+from models.inbox import InboxUpdate
 
 
 def section(rows: list[list[str]]) -> str:
@@ -59,14 +61,15 @@ async def test_conversation_benchmark_gets_a_reply_to_every_answer(
     paired = await conversation.measure(
         3, 2, lambda: sqlite_url(tmp_path), runs=1, apart=apart, floor=apart
     )
-    every = paired.baseline + paired.floor + paired.subject
-    assert [f.answers for f in every] == ([6, 6, 6] if apart else [6, 6])
+    every = paired.baseline + paired.floor + paired.design_floor + paired.subject
+    assert [f.answers for f in every] == ([6, 6, 6, 6] if apart else [6, 6])
     assert all(len(f.latencies_ms) == 6 for f in every)
     assert all((f.server_busy is not None) == apart for f in every)
     rows = conversation_rows(conversation.summary(paired), participants=3, answers=2,
                              limiter="test")  # fmt: skip
-    assert len(rows) == (6 if apart else 3) and "throughput" in section(rows)
+    assert len(rows) == (8 if apart else 3) and "throughput" in section(rows)
     assert ("throughput against the floor" in section(rows)) == apart
+    assert ("throughput against the design's floor" in section(rows)) == apart
 
 
 async def test_the_floor_keeps_one_row_a_press(tmp_path: Path) -> None:
@@ -79,6 +82,23 @@ async def test_the_floor_keeps_one_row_a_press(tmp_path: Path) -> None:
     engine.dispose()
     assert figures.answers == 6 and len(stored) == 6
     assert sorted(data.split(":")[1] for _, data in stored) == ["0", "0", "0", "1", "1", "1"]
+
+
+async def test_the_design_floor_keeps_every_answer_reply_and_update(tmp_path: Path) -> None:
+    """The design's floor keeps what DESIGN.md asks of every bot: each update in the inbox and
+    marked handled, each answer with its reply queued, and each reply marked sent."""
+    url = sqlite_url(tmp_path)
+    figures = await conversation.measure_design_floor(3, 2, url, apart=False)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        answers = conn.execute(select(ANSWERS.c.data)).scalars().all()
+        replies = conn.execute(select(OUTBOX.c.status, OUTBOX.c.telegram_message_id)).all()
+        updates = conn.execute(select(InboxUpdate.done_at)).scalars().all()  # type: ignore[call-overload]
+    engine.dispose()
+    assert figures.answers == 6 and len(answers) == 6
+    assert sorted(data.split(":")[1] for data in answers) == ["0", "0", "0", "1", "1", "1"]
+    assert len(replies) == 6 and all(status == "sent" and m for status, m in replies)
+    assert len(updates) == 6 and all(at is not None for at in updates)
 
 
 def test_echo_bot_is_configured_like_the_real_bot(tmp_path: Path) -> None:

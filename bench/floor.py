@@ -1,0 +1,130 @@
+"""The design's floor: the echo bot keeping what DESIGN.md's first principle asks every bot here
+to keep, at its cheapest, and nothing more.
+
+That principle asks a bot of this project to record each update in an inbox before its offset is
+confirmed, to write an answer and the reply it causes (an outbox row, unique per purpose) in one
+transaction before the reply goes, to mark the reply sent once Telegram took it, and to mark the
+update handled. Here bench/echo.py's echo bot does exactly that: the bot's own `DurableBot` for
+the inbox and the handled mark (models/inbox), one prebuilt INSERT each for the answer and its
+outbox row, one prebuilt UPDATE for the sent mark, every commit shared with the writes that
+arrive with it (bot/groupcommit.py), and one chat's updates in order (bot/processor.py). No
+questionnaire, no alert rules, no templates, no row locks, no consent checks: whatever the real
+bot spends beyond this floor is the project's own work, and this floor's distance from the bare
+echo bot is what the design's durability costs (docs/benchmarks.md, figure 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    update,
+)
+from sqlmodel import Session
+from telegram import Update
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, TypeHandler
+
+from bench.echo import NEXT, EchoApp, next_question, next_step, polling, reply_to
+from bot.app import HANDLED_GROUP
+from bot.deps import Deps
+from bot.durable import DurableBot, mark_handled
+from bot.groupcommit import GroupCommit
+from bot.processor import PerChatUpdateProcessor
+
+# Not the study's schema: metadata of its own and no migration (`FLOOR.create_all(engine)`).
+FLOOR = MetaData()
+ANSWERS = Table(
+    "bench_floor_answer",
+    FLOOR,
+    Column("id", Integer, primary_key=True),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("data", String, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+OUTBOX = Table(
+    "bench_floor_outbox",
+    FLOOR,
+    Column("id", Integer, primary_key=True),
+    Column("purpose", String, nullable=False, unique=True),  # no reply can be queued twice
+    Column("chat_id", BigInteger, nullable=False),
+    Column("body", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("telegram_message_id", BigInteger),
+    Column("sent_at", DateTime(timezone=True)),
+)
+# Built once, as the bot's own per-answer statements are.
+_ANSWER = ANSWERS.insert()
+_QUEUE = OUTBOX.insert()
+_SENT = (
+    update(OUTBOX)
+    .where(OUTBOX.c.purpose == bindparam("b_purpose"))
+    .values(status="sent", telegram_message_id=bindparam("b_message"), sent_at=bindparam("b_at"))
+)
+
+
+class Answer(TypedDict):
+    """A press and the reply it causes, written in one transaction."""
+
+    answer: dict[str, Any]
+    reply: dict[str, Any]
+
+
+def keep_answers(session: Session, answers: Sequence[Answer]) -> None:
+    """Each answer and its queued reply, in the caller's one transaction."""
+    session.execute(_ANSWER, [a["answer"] for a in answers])
+    session.execute(_QUEUE, [a["reply"] for a in answers])
+
+
+def mark_sent(session: Session, sent: Sequence[dict[str, Any]]) -> None:
+    session.execute(_SENT, list(sent))
+
+
+def kept_first(deps: Deps) -> Callable[[Update, Any], Coroutine[Any, Any, None]]:
+    """The echo bot's press: keep the answer and its reply, reply, then mark the reply sent."""
+    keep = GroupCommit[Answer](lambda rows: deps.db(lambda s: keep_answers(s, rows)))
+    sent = GroupCommit[dict[str, Any]](lambda rows: deps.db(lambda s: mark_sent(s, rows)))
+
+    async def press(update: Update, context: Any) -> None:
+        query = update.callback_query
+        if query is None or query.message is None or query.data is None:
+            return
+        chat_id, data, now = query.message.chat.id, query.data, deps.now()
+        purpose = f"echo:{chat_id}:{next_step(data)}"
+        body = NEXT + next_question(next_step(data)).to_json()
+        await keep.add(Answer(
+            answer={"chat_id": chat_id, "data": data, "at": now},
+            reply={"purpose": purpose, "chat_id": chat_id, "body": body, "status": "queued"},
+        ))  # fmt: skip
+        message = await reply_to(query, context.bot, chat_id, data)
+        await sent.add({"b_purpose": purpose, "b_message": message.message_id, "b_at": deps.now()})
+
+    return press
+
+
+@asynccontextmanager
+async def floor_running(
+    deps: Deps, *, token: str, poll_timeout: float, concurrency: int
+) -> AsyncIterator[EchoApp]:
+    """The design's floor on `deps.engine` (migrated: the inbox is the study's own table),
+    polling as bench/echo.echo_running does."""
+    FLOOR.create_all(deps.engine)
+    application: EchoApp = (
+        ApplicationBuilder()
+        .bot(DurableBot(deps, token))
+        .concurrent_updates(PerChatUpdateProcessor(concurrency))
+        .build()
+    )
+    application.add_handler(CallbackQueryHandler(kept_first(deps)))
+    application.add_handler(TypeHandler(Update, mark_handled), group=HANDLED_GROUP)
+    async with polling(application, poll_timeout):
+        yield application
