@@ -27,7 +27,9 @@ from models.checkins import (
 )
 from models.locks import lock_participant_by_user, locked_checkin_with_visit
 from models.participants import participant_by_user
+from models.reach import mark_reachable
 from models.tables import Participant, Visit
+from study.consent import has_left_chat
 from study.validators import normalise
 
 
@@ -96,10 +98,22 @@ def press_open(session: Session, u: Update, visit_id: int) -> Outcome:
     return _resume(session, participant, visit, u)
 
 
+def _reachable_again(session: Session, participant: Participant, now: dt.datetime) -> None:
+    """Do for an answer press what the screens it skips did (bot.replies.passes_screens): a
+    participant Telegram refused is reachable again, before the turn queues its reply, unless
+    they left chat contact (the withdrawal screen stopped their press before that one ran)."""
+    if participant.unreachable and not has_left_chat(participant):
+        assert participant.id is not None
+        mark_reachable(session, participant_id=participant.id, now=now)
+
+
 def press_answer(session: Session, u: Update, button: CheckinButton) -> Outcome:
-    """A button under a question or the summary."""
+    """A button under a question or the summary; no screen read the participant before it."""
     participant = lock_participant_by_user(session, u.user_id)  # its reply is handed over here
-    if participant is None or not may_answer(participant):
+    if participant is None:
+        return stale(None)
+    _reachable_again(session, participant, u.now)
+    if not may_answer(participant):
         return stale(participant)
     found = locked_checkin_with_visit(session, button.checkin_id)
     if found is None:

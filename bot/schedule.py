@@ -12,6 +12,7 @@ from bot.deps import BotContext
 from bot.replies import (
     current_participant,
     enqueue_text,
+    passes_screens,
     reply_neutral,
     screened_participant,
     sender,
@@ -52,9 +53,12 @@ async def show_next_visit(update: Update, context: BotContext) -> None:
 
 
 async def resume_unreachable(update: Update, context: BotContext) -> None:
-    """A participant Telegram refused has written again: clear the flag before anything else."""
+    """A participant Telegram refused has written again: clear the flag before anything else.
+
+    A check-in answer's turn clears it itself, under the participant's lock (`passes_screens`).
+    """
     user = update.effective_user
-    if user is None:
+    if user is None or passes_screens(update):
         return
     participant: Participant | None = await screened_participant(update, context)
     if participant is None or not participant.unreachable:

@@ -25,6 +25,7 @@ from bot.durable import mark_handled
 from bot.replies import (
     current_participant,
     enqueue_text,
+    passes_screens,
     reply_neutral,
     screened_participant,
     sender,
@@ -212,10 +213,12 @@ async def screen_after_withdrawal(update: Update, context: BotContext) -> None:
     """Before anything else: someone who left chat contact gets one fixed reply, and nothing more.
 
     The reply goes out at most once per local day, however often they write; an emergency
-    phrase always gets the emergency text. Button presses are answered and change nothing.
+    phrase always gets the emergency text. Button presses are answered and change nothing. A
+    check-in answer press passes unread (`passes_screens`): its turn gives the same answer,
+    and the later groups (alert notices, the handled mark) run for it as for any update.
     """
     chat = update.effective_chat
-    if chat is None or chat.type != chat.PRIVATE:
+    if chat is None or chat.type != chat.PRIVATE or passes_screens(update):
         return
     participant = await screened_participant(update, context)
     if participant is None or not has_left_chat(participant):

@@ -10,11 +10,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot import checkin
-from bot.deps import BotApp
+from bot.deps import BotApp, Deps
 from bot.replies import sender
 from models.checkins import CheckIn, CheckInAnswer, current_answers
 from models.db import transaction
-from models.tables import Visit
+from models.participants import participant_by_study_id
+from models.reach import mark_unreachable
+from models.tables import Alert, AuditEvent, Visit
 from sandbox import Sandbox
 from sandbox.state import BotMessage
 from scheduler.clock import FrozenClock
@@ -232,3 +234,53 @@ async def test_a_reply_handed_over_by_its_answer_is_sent_once_however_long_the_e
     await sender(bot).settled()
     assert flushed == [0]
     assert [m.text for m in sandbox.messages_to(chat.user.id)].count(second.text) == 1
+
+
+async def test_an_unreachable_participant_who_presses_an_answer_is_reachable_and_answered(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock
+) -> None:
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    with transaction(engine) as session:  # Telegram refused a send since the question went out
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None and participant.id is not None
+        assert mark_unreachable(session, participant_id=participant.id, now=clock(),
+                                notify_chat_id=None, notice=str)  # fmt: skip
+    await chat.press_only(first, "self")
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        alert = session.exec(select(Alert)).one()
+        actions = session.exec(select(AuditEvent.action)).all()
+        checkin_row = session.exec(select(CheckIn)).one()
+        answers = current_answers(session, checkin_row.id or 0)
+    assert participant is not None and not participant.unreachable
+    assert (alert.kind, alert.status) == ("unreachable", "resolved")
+    assert "participant.reachable" in actions
+    assert answers == {"respondent": "self"}
+    assert (await chat.expect()).text.startswith("自上次随访以来")  # the next question goes
+
+
+async def test_an_answer_press_reads_no_participant_before_its_turn_but_typed_text_does(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock, deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The screens' read (bot.replies.screened_participant, through Deps.read) is skipped for a
+    check-in answer: the turn locks and checks the participant itself."""
+    reads = 0
+    read = deps.read
+
+    async def counted(work: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read(work)
+
+    monkeypatch.setattr(deps, "read", counted)
+    chat = await linked_chat(sandbox, engine, clock)
+    first = await chat.say("开始")
+    reads = 0
+    await chat.press(first, "self")
+    assert reads == 0
+    again = await chat.say("开始")  # typed: both screens ask, and share one read
+    assert reads == 1
+    await chat.press(again, "no")
+    assert reads == 1

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from bot.deps import BotApp, Deps
+from bot.durable import DurableBot
 from messages.render import render
 from models import outbox
+from models.checkins import CheckIn, current_answers
 from models.consent import ConsentEvent
 from models.db import transaction
+from models.inbox import InboxUpdate
 from models.participants import participant_by_study_id
 from models.tables import Alert, AuditEvent, OutboxMessage, Participant, Visit
 from sandbox import Sandbox, SandboxUser
@@ -290,3 +294,51 @@ async def test_coordinators_hear_of_the_withdrawal_and_of_a_later_emergency(
     assert (await sandbox.next_message(user.id, after=3)).text == render("emergency", "zh")
     red = await sandbox.next_message(coordinator.id, after=1)
     assert "P001" in red.text
+
+
+def _unhandled(engine: Engine) -> int:
+    with transaction(engine) as session:
+        query = (
+            select(func.count()).select_from(InboxUpdate).where(col(InboxUpdate.done_at).is_(None))
+        )
+        return session.exec(query).one()
+
+
+@pytest.mark.parametrize("unreachable", [False, True], ids=["reachable", "unreachable"])
+async def test_an_old_checkin_answer_pressed_after_leaving_chat_gets_the_stale_notice_only(
+    bot: BotApp, sandbox: Sandbox, engine: Engine, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch, unreachable: bool,
+) -> None:  # fmt: skip
+    """No screen reads the participant for a check-in answer (bot.replies.passes_screens): the
+    turn refuses it as the withdrawal screen did, and the update still ends marked handled."""
+    handled = DurableBot.mark_handled
+
+    async def mark_handled(self: DurableBot, update_id: int) -> None:
+        await handled(self, update_id)
+        await sandbox.notify_waiters()  # the mark is no Bot API call: wake the wait below
+
+    monkeypatch.setattr(DurableBot, "mark_handled", mark_handled)
+    chat = await linked_chat(sandbox, engine, clock, language="en")
+    second = await chat.press(await chat.say("Start"), "self")
+    await _withdraw_by_buttons(sandbox, engine, chat.user, chat.seen,
+                               "Stop chat messages only", "Yes, withdraw")  # fmt: skip
+    with transaction(engine) as session:
+        participant = participant_by_study_id(session, "P001")
+        assert participant is not None
+        participant.unreachable = unreachable  # the withdrawal screen ran first: it stays so
+        session.add(participant)
+        rows = session.exec(select(func.count()).select_from(OutboxMessage)).one()
+    messages, shown = len(sandbox.messages_to(chat.user.id)), (second.text, second.buttons)
+    await sandbox.press(chat.user, second, data_for(second, "no"))
+    await chat.settle()
+    notice = sandbox.state.callback_answers[sandbox.state.pressed[-1]].get("text")
+    assert notice == render("stale_button", "en")
+    await sandbox.wait_until(lambda: _unhandled(engine) == 0)
+    assert len(sandbox.messages_to(chat.user.id)) == messages  # not the fixed reply either
+    assert (second.text, second.buttons) == shown
+    with transaction(engine) as session:
+        checkin = session.exec(select(CheckIn)).one()
+        assert current_answers(session, checkin.id or 0) == {"respondent": "self"}
+        assert session.exec(select(func.count()).select_from(OutboxMessage)).one() == rows
+    participant = _participant(engine)
+    assert (participant.chat_contact, participant.unreachable) == (False, unreachable)
