@@ -4,10 +4,14 @@ to keep, at its cheapest, and nothing more.
 That principle asks a bot of this project to record each update in an inbox before its offset is
 confirmed, to write an answer and the reply it causes (an outbox row, unique per purpose) in one
 transaction before the reply goes, to mark the reply sent once Telegram took it, and to mark the
-update handled. Here bench/echo.py's echo bot does exactly that: the bot's own `DurableBot` for
-the inbox and the handled mark (models/inbox), one prebuilt INSERT each for the answer and its
-outbox row, one prebuilt UPDATE for the sent mark, every commit shared with the writes that
-arrive with it (bot/groupcommit.py), and one chat's updates in order (bot/processor.py). No
+update handled. Here bench/echo.py's echo bot does exactly that, in the fewest commits: the bot's
+own `DurableBot` records the inbox; one transaction writes the answer and its outbox row (one
+prebuilt INSERT each) and marks the update handled (models/inbox.mark_all_done); one prebuilt
+UPDATE marks the reply sent; every commit is shared with the writes that arrive with it
+(bot/groupcommit.py), and one chat's updates run in order (bot/processor.py). Three commits an
+answer, the first shared by a whole poll. (The handled mark in a commit of its own after the
+reply, as the real bot writes it so that a crash before the edit replays the update, made this
+floor about a sixth slower: docs/benchmarks.md.) No
 questionnaire, no alert rules, no templates, no row locks, no consent checks: whatever the real
 bot spends beyond this floor is the project's own work, and this floor's distance from the bare
 echo bot is what the design's durability costs (docs/benchmarks.md, figure 1).
@@ -15,6 +19,7 @@ echo bot is what the design's durability costs (docs/benchmarks.md, figure 1).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
@@ -32,14 +37,14 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 from telegram import Update
-from telegram.ext import ApplicationBuilder, CallbackQueryHandler, TypeHandler
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler
 
 from bench.echo import NEXT, EchoApp, next_question, next_step, polling, reply_to
-from bot.app import HANDLED_GROUP
 from bot.deps import Deps
-from bot.durable import DurableBot, mark_handled
+from bot.durable import DurableBot
 from bot.groupcommit import GroupCommit
 from bot.processor import PerChatUpdateProcessor
+from models import inbox
 
 # Not the study's schema: metadata of its own and no migration (`FLOOR.create_all(engine)`).
 FLOOR = MetaData()
@@ -73,16 +78,18 @@ _SENT = (
 
 
 class Answer(TypedDict):
-    """A press and the reply it causes, written in one transaction."""
+    """A press, the reply it causes and its update's handled mark, written in one transaction."""
 
     answer: dict[str, Any]
     reply: dict[str, Any]
+    update_id: int
 
 
-def keep_answers(session: Session, answers: Sequence[Answer]) -> None:
-    """Each answer and its queued reply, in the caller's one transaction."""
+def keep_answers(session: Session, answers: Sequence[Answer], *, now: dt.datetime) -> None:
+    """Each answer, its queued reply and its update's handled mark, in one transaction."""
     session.execute(_ANSWER, [a["answer"] for a in answers])
     session.execute(_QUEUE, [a["reply"] for a in answers])
+    inbox.mark_all_done(session, update_ids=[a["update_id"] for a in answers], now=now)
 
 
 def mark_sent(session: Session, sent: Sequence[dict[str, Any]]) -> None:
@@ -90,8 +97,11 @@ def mark_sent(session: Session, sent: Sequence[dict[str, Any]]) -> None:
 
 
 def kept_first(deps: Deps) -> Callable[[Update, Any], Coroutine[Any, Any, None]]:
-    """The echo bot's press: keep the answer and its reply, reply, then mark the reply sent."""
-    keep = GroupCommit[Answer](lambda rows: deps.db(lambda s: keep_answers(s, rows)))
+    """The echo bot's press: keep the answer, its reply and the handled mark, reply, then mark
+    the reply sent."""
+    keep = GroupCommit[Answer](
+        lambda rows: deps.db(lambda s: keep_answers(s, rows, now=deps.now()))
+    )
     sent = GroupCommit[dict[str, Any]](lambda rows: deps.db(lambda s: mark_sent(s, rows)))
 
     async def press(update: Update, context: Any) -> None:
@@ -104,6 +114,7 @@ def kept_first(deps: Deps) -> Callable[[Update, Any], Coroutine[Any, Any, None]]
         await keep.add(Answer(
             answer={"chat_id": chat_id, "data": data, "at": now},
             reply={"purpose": purpose, "chat_id": chat_id, "body": body, "status": "queued"},
+            update_id=update.update_id,
         ))  # fmt: skip
         message = await reply_to(query, context.bot, chat_id, data)
         await sent.add({"b_purpose": purpose, "b_message": message.message_id, "b_at": deps.now()})
@@ -125,6 +136,5 @@ async def floor_running(
         .build()
     )
     application.add_handler(CallbackQueryHandler(kept_first(deps)))
-    application.add_handler(TypeHandler(Update, mark_handled), group=HANDLED_GROUP)
     async with polling(application, poll_timeout):
         yield application

@@ -72,7 +72,7 @@ def conversation_rows(
          f"{s['floor_rate']:.1f} answers/s (the floor)", f"{s['over_floor']:.2f}×"],
     ] if "floor_rate" in s else []) + ([
         [f"{what}: the design's floor, the echo bot keeping what DESIGN.md asks of every bot "
-         "(inbox, answer and reply in one transaction, sent and handled marks): throughput",
+         "(inbox; answer, reply and handled mark in one transaction; sent mark): throughput",
          "—", f"{s['design_rate']:.1f} answers/s (p50 {s['design_p50']:.0f} ms, "
          f"p99 {s['design_p99']:.0f} ms)", f"{s['echo_rate']:.1f} answers/s (bare echo bot)",
          f"{s['design_ratio']:.2f}×"],
