@@ -9,7 +9,9 @@ the sandbox to the sandbox recording the next question.
 
 The floor (`measure_floor`) is that echo bot storing each press as one row before it answers,
 through the bot's own unit of work, the presses that arrive together sharing a commit: the
-least any bot that keeps an answer before replying must spend, with SQLite as shipped.
+least any bot that keeps an answer before replying must spend, with SQLite as shipped. The
+design's floor (`measure_design_floor`, bench/floor.py) is that echo bot keeping everything
+DESIGN.md asks of every bot here, and nothing else: what the bot spends beyond it is its own.
 """
 
 from __future__ import annotations
