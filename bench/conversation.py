@@ -290,21 +290,20 @@ def summary(paired: Measured) -> dict[str, float]:
         "p99": median(bot, lambda f: f.p99_ms), "echo_p99": median(echo, lambda f: f.p99_ms),
     }  # fmt: skip
     figures["ratio"] = figures["rate"] / figures["echo_rate"]
-    if paired.floor:
-        floor = paired.floor
-        figures["floor_rate"] = median(floor, lambda f: f.rate)
-        figures["floor_p50"] = median(floor, lambda f: f.p50_ms)
-        figures["floor_p99"] = median(floor, lambda f: f.p99_ms)
-        figures["floor_ratio"] = figures["floor_rate"] / figures["echo_rate"]
-        figures["over_floor"] = figures["rate"] / figures["floor_rate"]
-    if paired.design_floor:
-        design = paired.design_floor
-        figures["design_rate"] = median(design, lambda f: f.rate)
-        figures["design_p50"] = median(design, lambda f: f.p50_ms)
-        figures["design_p99"] = median(design, lambda f: f.p99_ms)
-        figures["design_ratio"] = figures["design_rate"] / figures["echo_rate"]
-        figures["over_design"] = figures["rate"] / figures["design_rate"]
+    for name, runs in (("floor", paired.floor), ("design", paired.design_floor)):
+        if runs:
+            _add_floor(figures, name, runs)
     if all(f.server_busy is not None for f in bot + echo):
         figures["server_busy"] = median(bot, lambda f: f.server_busy or 0.0)
         figures["echo_server_busy"] = median(echo, lambda f: f.server_busy or 0.0)
     return figures
+
+
+def _add_floor(figures: dict[str, float], name: str, runs: list[ConversationFigures]) -> None:
+    """A floor's medians as `<name>_rate`, `_p50`, `_p99`, its ratio to the echo bot
+    (`<name>_ratio`) and the bot's to it (`over_<name>`)."""
+    figures[f"{name}_rate"] = median(runs, lambda f: f.rate)
+    figures[f"{name}_p50"] = median(runs, lambda f: f.p50_ms)
+    figures[f"{name}_p99"] = median(runs, lambda f: f.p99_ms)
+    figures[f"{name}_ratio"] = figures[f"{name}_rate"] / figures["echo_rate"]
+    figures[f"over_{name}"] = figures["rate"] / figures[f"{name}_rate"]
