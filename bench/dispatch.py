@@ -6,6 +6,11 @@ due and as many again a reminder. Two passes are measured on each size:
 - an idle pass half an hour later, which is what 1,439 of the day's 1,440 passes look like.
 Time is measured without tracemalloc; peak memory on a dry run of the same pass.
 
+On a scratch SQLite file the send-hour pass's floor is measured too (bench/dispatch_floor.py):
+the very rows that pass wrote, written again on a copy of the database as it stood before it,
+with nothing read or decided, in as many transactions; the pass over its floor is what the
+project's reads and decisions add, and the floor against 100 ms whether any pass could meet it.
+
 Then the next day's send-hour pass runs while another thread makes a participant's answer's
 first write (its update stored in the inbox), every PROBE_EVERY seconds: how long an answer
 waits behind the busiest pass, against the same writes with no pass running.
@@ -21,16 +26,18 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 
+from bench import dispatch_floor
 from bench.setup import add_participants, scratch
+from followup.settings import Settings
 from models import inbox
 from models.db import make_engine, transaction
-from scheduler.dispatch import dispatch_pass
+from scheduler.dispatch import PassReport, dispatch_pass
 
 FIRST_ENROLMENT = dt.date(2025, 10, 1)
 SEND_HOUR = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
@@ -54,6 +61,10 @@ class PassFigures:
     next_messages: int
     answer_writes: list[float]  # seconds each, during that pass
     quiet_writes: list[float]  # seconds each, with no pass running
+    busy_missed: int = 0  # visits the send-hour pass marked missed (an alert and notice each)
+    floor_seconds: float | None = None  # the send-hour pass's floor; None on PostgreSQL
+    floor_rows: dict[str, int] = field(default_factory=dict)  # rows it wrote, per table
+    floor_transactions: int = 0
 
     @staticmethod
     def p50_max_ms(writes: list[float]) -> tuple[float, float]:
@@ -108,6 +119,19 @@ def _with_answers(engine: Engine, run: Callable[[], T], *, count: int | None = N
     return writes, result
 
 
+def _send_hour(engine: Engine, settings: Settings, *, floor_copy: Path | None
+               ) -> tuple[float, PassReport, dispatch_floor.Floor | None]:  # fmt: skip
+    """The timed send-hour pass and, given a path for the copy (SQLite only), its floor."""
+    database = Path(str(engine.url.database))
+    if floor_copy is not None:  # the database as it stands before the pass, copied untimed
+        dispatch_floor.copy_before(database, floor_copy)
+    seconds, report = _timed(lambda: dispatch_pass(engine, settings, SEND_HOUR))
+    if floor_copy is None:
+        return seconds, report, None
+    # Right away: the floor compares its copy with the database as this pass left it.
+    return seconds, report, dispatch_floor.measure_floor(database, floor_copy)
+
+
 def measure(participants: int, *, database_url: str | None = None) -> PassFigures:
     """`database_url`: an empty, migrated database to use instead of a scratch SQLite file."""
     with tempfile.TemporaryDirectory(prefix="followup-bench-") as workdir:
@@ -125,7 +149,8 @@ def measure(participants: int, *, database_url: str | None = None) -> PassFigure
         with engine.connect() as conn:
             visits = conn.exec_driver_sql("SELECT count(*) FROM visit").scalar_one()
         busy_peak = _peak(lambda: dispatch_pass(engine, settings, SEND_HOUR, dry_run=True))
-        busy_seconds, report = _timed(lambda: dispatch_pass(engine, settings, SEND_HOUR))
+        copy = Path(workdir) / "before-pass.db" if database_url is None else None
+        busy_seconds, report, floor = _send_hour(engine, settings, floor_copy=copy)
         later = SEND_HOUR + dt.timedelta(minutes=30)
         idle_seconds, _ = _timed(lambda: dispatch_pass(engine, settings, later))
         idle_peak = _peak(lambda: dispatch_pass(engine, settings, later))
@@ -139,5 +164,8 @@ def measure(participants: int, *, database_url: str | None = None) -> PassFigure
         participants, int(visits), plan_seconds, busy_seconds,
         report.messages,
         busy_peak, idle_seconds, idle_peak,
-        next_seconds, next_report.messages, answers, quiet,
+        next_seconds, next_report.messages, answers, quiet, busy_missed=report.missed,
+        floor_seconds=floor.seconds if floor else None,
+        floor_rows=floor.rows if floor else {},
+        floor_transactions=floor.transactions if floor else 0,
     )  # fmt: skip

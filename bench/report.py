@@ -35,6 +35,14 @@ def dispatch_rows(f: PassFigures, *, baseline: list[list[str]]) -> list[list[str
          f"{f.busy_seconds * 1000:.0f} ms for {f.busy_messages:,} messages, "
          f"peak {f.busy_peak_mb:.1f} MiB",
          "—", f"{f.busy_seconds * 1000 / max(1, f.busy_messages):.2f} ms/message"],
+    ] + ([
+        [f"send-hour pass's floor, {n} participants: the same rows written with nothing "
+         "decided or read", "—",
+         f"{f.floor_seconds * 1000:.1f} ms for {sum(f.floor_rows.values()):,} rows "
+         f"({', '.join(f'{rows:,} {table}' for table, rows in f.floor_rows.items())}) in "
+         f"{f.floor_transactions} transactions",
+         f"{f.busy_seconds * 1000:.1f} ms (the pass)", f"{f.busy_seconds / f.floor_seconds:.2f}×"],
+    ] if f.floor_seconds is not None else []) + [
         [f"first plan, {n} participants", "—", f"{f.plan_seconds:.1f} s", "—", "—"],
         [f"an answer's write during the next send-hour pass, {n} participants",
          "—",

@@ -6,6 +6,7 @@ PostgreSQL suite already runs every database test on a throwaway cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -49,6 +50,27 @@ def test_dispatch_benchmark_measures_both_passes() -> None:
     table = section(dispatch_rows(figures, baseline=[]))
     assert "idle pass, 60 participants" in table
     assert "an answer's write during the next send-hour pass, 60 participants" in table
+
+
+def test_dispatch_benchmark_measures_the_send_hour_pass_floor() -> None:
+    """The floor writes the very rows the send-hour pass wrote (measure raises FloorMismatch
+    unless its copy then equals the pass's database, every table and column), as many as the
+    pass's report says: a stage change per visit acted on, an outbox row per prompt or reminder,
+    an alert and its notice per missed visit, and the day's digest in a transaction of its own.
+    """
+    figures = dispatch.measure(60)
+    assert figures.busy_messages > 0 and figures.busy_missed > 0
+    assert figures.floor_rows == {
+        "visit": figures.busy_messages + figures.busy_missed,
+        "outboxmessage": figures.busy_messages + figures.busy_missed + 1,
+        "alert": figures.busy_missed,
+    }
+    assert figures.floor_transactions == 2  # one batch of visits, then the digest
+    assert figures.floor_seconds is not None and figures.floor_seconds > 0
+    table = section(dispatch_rows(figures, baseline=[]))
+    assert "send-hour pass's floor, 60 participants" in table
+    without = section(dispatch_rows(dataclasses.replace(figures, floor_seconds=None), baseline=[]))
+    assert "floor" not in without  # PostgreSQL parity runs take no floor
 
 
 @pytest.mark.parametrize("apart", [False, True], ids=["participants-here", "participants-apart"])
