@@ -10,11 +10,11 @@ prebuilt INSERT each) and marks the update handled (models/inbox.mark_all_done);
 UPDATE marks the reply sent; every commit is shared with the writes that arrive with it
 (bot/groupcommit.py), and one chat's updates run in order (bot/processor.py). Three commits an
 answer, the first shared by a whole poll. (The handled mark in a commit of its own after the
-reply, as the real bot writes it so that a crash before the edit replays the update, made this
-floor about a sixth slower: docs/benchmarks.md.) No
-questionnaire, no alert rules, no templates, no row locks, no consent checks: whatever the real
-bot spends beyond this floor is the project's own work, and this floor's distance from the bare
-echo bot is what the design's durability costs (docs/benchmarks.md, figure 1).
+reply, as the real bot writes it so that a press a crash interrupts after its commit is replayed
+and a multiple-choice press gets its ticks drawn again, made this floor about a sixth slower:
+docs/benchmarks.md.) No questionnaire, no alert rules, no templates, no row locks, no consent
+checks: whatever the real bot spends beyond this floor is the project's own work, and this
+floor's distance from the bare echo bot is what the design's durability costs (figure 1).
 """
 
 from __future__ import annotations
