@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from messages.alert_wording import alert_markup, open_alert_markup
@@ -71,6 +72,12 @@ class NewAlert:
     notice: str
 
 
+_ALERTS = Alert.__table__  # type: ignore[attr-defined]
+_RAISE = _ALERTS.insert().returning(
+    *(_ALERTS.c[name] for name in ("id", "participant_id", "visit_id", "detail", "notices"))
+)
+
+
 def raise_alerts(
     session: Session, *, tier: str, kind: str, now: dt.datetime, alerts: Sequence[NewAlert],
     notify_chat_id: int | None, not_before: dt.datetime | None = None, language: str = "zh",
@@ -89,9 +96,19 @@ def raise_alerts(
          "notified_at": now if notify and a.notice else None}
         for a in alerts
     ]  # fmt: skip
-    statement = insert(Alert).returning(col(Alert.id), sort_by_parameter_order=True)
-    ids = [i for i in session.execute(statement, rows).scalars().all() if i is not None]
-    assert len(ids) == len(alerts)
+    # The new ids come back in no particular order, and are matched to the alerts by what
+    # each alert row holds; alerts alike in all of it are alike in every column, so which of
+    # them gets which id changes nothing. Asking SQLAlchemy for the ids in the rows' order
+    # (`sort_by_parameter_order`) makes it insert one row at a time on SQLite, which has no
+    # INSERT form that keeps the order: a tenth of the send-hour pass at 100,000 participants
+    # (docs/benchmarks.md, figure 3).
+    found: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for alert_id, *key in session.execute(_RAISE, rows):
+        found[tuple(key)].append(alert_id)
+    for same in found.values():
+        same.sort(reverse=True)  # popped lowest first: ids in the alerts' order when they can be
+    ids = [found[(r["participant_id"], r["visit_id"], r["detail"], r["notices"])].pop()
+           for r in rows]  # fmt: skip
     if not notify:
         log.warning("%d %s alerts stored; no coordinator chat is configured", len(ids), kind)
         return ids

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from followup.settings import Settings
-from models import visits
+from models import alerts, visits
 from models.coordinator_views import alert_rows, visit_rows
 from models.db import transaction
 from models.tables import Alert, OutboxMessage, Participant, Visit
@@ -103,3 +103,74 @@ def test_the_views_stop_at_what_they_show(
         assert len(every_visit) > 7 and len(every_alert) > 3
         assert visit_rows(session, today=today, first=7) == every_visit[:7]
         assert alert_rows(session, only_open=True, last=3) == every_alert[-3:]
+
+
+def test_the_visit_view_merges_its_statuses_in_order_at_every_cut(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """Missed, overdue and due visits interleaved by due date, with ties across statuses: the
+    first k rows are the first k of the whole view for every k (each status is read apart)."""
+    today = dt.date(2026, 4, 15)
+    _enrol(engine, clock, [dt.date(2026, 1, 1)] * 12)
+    shapes = [  # (status, due date, window closes on), one visit each
+        ("missed", dt.date(2026, 4, 1), dt.date(2026, 4, 14)),
+        ("open", dt.date(2026, 4, 1), dt.date(2026, 4, 20)),
+        ("planned", dt.date(2026, 4, 16), dt.date(2026, 4, 30)),
+        ("missed", dt.date(2026, 4, 3), dt.date(2026, 4, 14)),
+        ("open", dt.date(2026, 4, 16), dt.date(2026, 4, 30)),
+        ("planned", dt.date(2026, 4, 1), dt.date(2026, 4, 30)),
+        ("missed", dt.date(2026, 4, 16), dt.date(2026, 4, 14)),
+        ("open", dt.date(2026, 4, 3), dt.date(2026, 4, 30)),
+        ("planned", dt.date(2026, 4, 3), dt.date(2026, 4, 30)),
+        ("missed", dt.date(2026, 1, 1), dt.date(2026, 3, 1)),  # closed over 30 days ago
+        ("planned", dt.date(2026, 4, 23), dt.date(2026, 5, 7)),  # beyond the week ahead
+        ("completed", dt.date(2026, 4, 1), dt.date(2026, 4, 14)),
+    ]
+    with transaction(engine) as session:
+        ids = session.exec(select(Participant.id).order_by(col(Participant.id))).all()
+        for pid, (status, due, closes) in zip(ids, reversed(shapes), strict=True):
+            assert pid is not None
+            visit = Visit(participant_id=pid, number=1, due_date=due, window_closes_on=closes,
+                          status=status, created_at=clock())  # fmt: skip
+            session.add(visit)
+    with transaction(engine) as session:
+        every = visit_rows(session, today=today)
+        # By due date, then study id (B000 has the last shape): the statuses alternate.
+        assert [(r.due_date.day, r.study_id, r.state) for r in every] == [
+            (1, "B006", "due"), (1, "B010", "overdue"), (1, "B011", "missed"),
+            (3, "B003", "due"), (3, "B004", "overdue"), (3, "B008", "missed"),
+            (16, "B005", "missed"), (16, "B007", "due"), (16, "B009", "due"),
+        ]  # fmt: skip
+        assert len(every) == 9
+        for k in range(1, len(every) + 1):
+            assert visit_rows(session, today=today, first=k) == every[:k]
+
+
+def test_raised_alerts_each_get_their_own_notice(engine: Engine, clock: FrozenClock) -> None:
+    """The new ids come back unordered: each alert still gets the notice written for it, and
+    alerts alike in every column share their notices out one each."""
+    _enrol(engine, clock, [dt.date(2026, 1, 1)] * 3)
+    with transaction(engine) as session:
+        pids = list(session.exec(select(Participant.id).order_by(col(Participant.id))).all())
+    wanted = [
+        alerts.NewAlert(pids[n % 3], None, f"detail {n}", f"notice {n}") for n in range(40)
+    ] + [alerts.NewAlert(pids[0], None, "alike", f"alike {n}") for n in range(3)]
+    wanted += [alerts.NewAlert(None, None, "no participant", "notice none")]
+    with transaction(engine) as session:
+        ids = alerts.raise_alerts(
+            session, tier="ADMIN", kind="test", now=clock(), alerts=wanted[::-1],
+            notify_chat_id=COORDINATORS,
+        )  # fmt: skip
+    assert len(set(ids)) == len(wanted)
+    with transaction(engine) as session:
+        stored = {a.id: a for a in session.exec(select(Alert)).all()}
+        notices = {m.purpose: m.text for m in session.exec(select(OutboxMessage)).all()}
+    alike = []
+    for alert_id, new in zip(ids, wanted[::-1], strict=True):
+        row = stored[alert_id]
+        assert (row.participant_id, row.detail) == (new.participant_id, new.detail)
+        if new.detail == "alike":
+            alike.append(notices[f"alert:{alert_id}"])
+        else:
+            assert notices[f"alert:{alert_id}"] == new.notice
+    assert sorted(alike) == ["alike 0", "alike 1", "alike 2"]
