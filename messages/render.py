@@ -20,9 +20,12 @@ class TextTooLong(ValueError):
 
 @cache
 def environment() -> Environment:
-    # One environment for the process: Jinja2 compiles each template once and caches it.
+    # One environment for the process: Jinja2 compiles each template once and caches it. The
+    # templates ship with the code and change only with a new release and restart, so Jinja
+    # need not stat the file on every render to see whether it changed (`auto_reload`).
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=False,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
