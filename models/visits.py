@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, or_, update
+from sqlalchemy import bindparam, func, literal, or_, union_all, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -111,27 +111,38 @@ def due_visits(
     """
     v = Visit.__table__  # type: ignore[attr-defined]
     p = Participant.__table__  # type: ignore[attr-defined]
-    columns = [v.c[name] for name in ("id", "number", "stage", "due_date", "next_action_at")]
+    # Labelled, so that the ORDER BY of a UNION can name them.
+    columns = [v.c[name].label(f"visit_{name}")
+               for name in ("id", "number", "stage", "due_date", "next_action_at")]  # fmt: skip
     columns += [
-        p.c[name]
+        p.c[name].label(f"participant_{name}")
         for name in ("id", "study_id", "language", "timezone", "enrolled_on", "status",
                      "chat_contact", "unreachable", "telegram_chat_id")
     ]  # fmt: skip
+    # One ordered index range per status (`status IN (...)` made SQLite gather every due row and
+    # sort them, per batch), taken oldest first across both.
+    runs = [
+        core_select(*columns)
+        .join(p, p.c.id == v.c.participant_id)
+        .where(v.c.status == visit_status, v.c.next_action_at <= now)
+        for visit_status in ACTIVE_STATUSES
+    ]
     rows: list[Any] = []
-    # One query per status: each reads its (status, next_action_at) index in order and stops at
-    # `limit`, where `status IN (...)` made SQLite gather every due row and sort them, per batch.
-    for visit_status in ACTIVE_STATUSES:
-        query = (
-            core_select(*columns)
-            .join(p, p.c.id == v.c.participant_id)
-            .where(v.c.status == visit_status, v.c.next_action_at <= now)
-            .order_by(v.c.next_action_at, v.c.id)
-            .limit(limit)
-        )
-        if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-            query = query.with_for_update(of=(v, p), skip_locked=True)
-        rows.extend(session.connection().execute(query))
-    rows.sort(key=lambda row: (row[4], row[0]))
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        # FOR UPDATE is not allowed on a UNION: each range is locked on its own, up to `limit`.
+        for run in runs:
+            query = run.order_by(v.c.next_action_at, v.c.id).limit(limit)
+            rows.extend(session.connection().execute(
+                query.with_for_update(of=(v, p), skip_locked=True)
+            ))  # fmt: skip
+        rows.sort(key=lambda row: (row[4], row[0]))
+    else:
+        # SQLite merges the two ordered ranges as it reads them and stops at `limit`; reading
+        # up to `limit` of each and merging here read twice the rows the batch takes, and
+        # those reads were a sixth of the send-hour pass (docs/benchmarks.md, figure 3).
+        both = union_all(*runs)
+        oldest = (both.selected_columns.visit_next_action_at, both.selected_columns.visit_id)
+        rows.extend(session.connection().execute(both.order_by(*oldest).limit(limit)))
     due = []
     for row in rows[:limit]:
         vid, number, stage, due_date, at, pid, study_id, language, zone, enrolled, *contact = row
