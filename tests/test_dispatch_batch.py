@@ -174,3 +174,34 @@ def test_raised_alerts_each_get_their_own_notice(engine: Engine, clock: FrozenCl
         else:
             assert notices[f"alert:{alert_id}"] == new.notice
     assert sorted(alike) == ["alike 0", "alike 1", "alike 2"]
+
+
+def test_due_visits_are_the_oldest_across_both_statuses_at_every_limit(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    """Planned and open visits interleaved by when they fall due, with ties: each batch is the
+    oldest `limit` of all of them, by (next action, id); nothing not yet due, nothing closed."""
+    _enrol(engine, clock, [dt.date(2026, 1, 1)] * 10)
+    base = SEND_HOUR - dt.timedelta(hours=6)
+    shapes = [  # (status, hours after base): 6 is exactly now, 7 is not yet due
+        ("open", 3), ("planned", 1), ("open", 1), ("planned", 5), ("open", 0),
+        ("planned", 3), ("missed", 0), ("planned", 7), ("open", 6), ("completed", 2),
+    ]  # fmt: skip
+    with transaction(engine) as session:
+        ids = session.exec(select(Participant.id).order_by(col(Participant.id))).all()
+        for pid, (status, hours) in zip(ids, shapes, strict=True):
+            assert pid is not None
+            active = status in ("open", "planned")
+            visit = Visit(participant_id=pid, number=1, due_date=dt.date(2026, 4, 15),
+                          window_closes_on=dt.date(2026, 4, 29), status=status,
+                          created_at=clock(), stage="prompt" if active else "done",
+                          next_action_at=base + dt.timedelta(hours=hours))  # fmt: skip
+            session.add(visit)
+    with transaction(engine) as session:
+        every = visits.due_visits(session, now=SEND_HOUR, limit=100)
+        order = [(v.next_action_at, v.id) for v, _ in every]
+        assert order == sorted(order) and len(every) == 7
+        hours = [round((at - base).total_seconds() / 3600) for at, _ in order if at]
+        assert hours == [0, 1, 1, 3, 3, 5, 6]
+        for limit in range(1, len(every) + 1):
+            assert visits.due_visits(session, now=SEND_HOUR, limit=limit) == every[:limit]
