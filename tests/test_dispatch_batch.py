@@ -201,7 +201,7 @@ def test_due_visits_are_the_oldest_across_both_statuses_at_every_limit(
         every = visits.due_visits(session, now=SEND_HOUR, limit=100)
         order = [(v.next_action_at, v.id) for v, _ in every]
         assert order == sorted(order) and len(every) == 7
-        hours = [round((at - base).total_seconds() / 3600) for at, _ in order if at]
-        assert hours == [0, 1, 1, 3, 3, 5, 6]
+        due_hours = [round((at - base).total_seconds() / 3600) for at, _ in order if at]
+        assert due_hours == [0, 1, 1, 3, 3, 5, 6]
         for limit in range(1, len(every) + 1):
             assert visits.due_visits(session, now=SEND_HOUR, limit=limit) == every[:limit]
