@@ -50,7 +50,7 @@ def enqueue(
         "chat_id": chat_id,
         "participant_id": participant_id,
         "text": text,
-        "reply_markup": _MARKUP.encode(reply_markup) if reply_markup else None,
+        "reply_markup": _stored_markup(reply_markup),
         "status": (OutboxStatus.SENDING if handed else OutboxStatus.PENDING).value,
         "attempts": 0,
         "created_at": now,
@@ -112,11 +112,23 @@ _ENQUEUE_MANY = {
 }
 
 
+def encode_markup(markup: dict[str, Any]) -> str:
+    """Reply markup as the outbox stores it: JSON text."""
+    return _MARKUP.encode(markup)
+
+
+def _stored_markup(markup: dict[str, Any] | str | None) -> str | None:
+    if not markup:
+        return None
+    return markup if isinstance(markup, str) else encode_markup(markup)
+
+
 def enqueue_many(session: Session, rows: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
     """`enqueue` for many messages in one statement; a purpose that exists is skipped.
 
     Each row has `purpose`, `chat_id`, `text` and optionally `participant_id`, `reply_markup`
-    and `not_before`, as `enqueue` takes them.
+    and `not_before`, as `enqueue` takes them; `reply_markup` may also be given already encoded
+    (`encode_markup`).
     """
     if not rows:
         return
@@ -126,9 +138,7 @@ def enqueue_many(session: Session, rows: Sequence[dict[str, Any]], *, now: dt.da
             "chat_id": row["chat_id"],
             "participant_id": row.get("participant_id"),
             "text": row["text"],
-            "reply_markup": _MARKUP.encode(row["reply_markup"])
-            if row.get("reply_markup")
-            else None,
+            "reply_markup": _stored_markup(row.get("reply_markup")),
             "status": OutboxStatus.PENDING.value,
             "attempts": 0,
             "created_at": now,

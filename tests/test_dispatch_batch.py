@@ -4,6 +4,7 @@ coordinator views that stop at what they show."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import update
@@ -11,12 +12,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from followup.settings import Settings
-from models import alerts, visits
+from messages.render import LANGUAGES
+from models import alerts, outbox, visits
 from models.coordinator_views import alert_rows, visit_rows
 from models.db import transaction
 from models.tables import Alert, OutboxMessage, Participant, Visit
 from scheduler.clock import FrozenClock
-from scheduler.dispatch import dispatch_pass
+from scheduler.dispatch import _Texts, checkin_button, dispatch_pass
 from tests.test_dispatch import COORDINATORS, utc
 
 SEND_HOUR = utc(2026, 4, 15, 2)  # 10:00 in Shanghai
@@ -205,3 +207,14 @@ def test_due_visits_are_the_oldest_across_both_statuses_at_every_limit(
         assert due_hours == [0, 1, 1, 3, 3, 5, 6]
         for limit in range(1, len(every) + 1):
             assert visits.due_visits(session, now=SEND_HOUR, limit=limit) == every[:limit]
+
+
+def test_a_batch_button_is_the_encoded_checkin_button(settings: Settings) -> None:
+    """The batch's buttons are encoded once per language with each visit's id put in: the
+    very text `checkin_button`, encoded as every other markup, would store."""
+    texts = _Texts(settings)
+    for language in LANGUAGES:
+        for visit_id in (1, 42, 10_000_007):
+            stored = texts._button(visit_id, language)
+            assert stored == outbox.encode_markup(checkin_button(visit_id, language))
+            assert json.loads(stored) == checkin_button(visit_id, language)
