@@ -20,8 +20,8 @@ from models.tables import OutboxMessage, OutboxStatus
 from study.consent import has_left_chat, may_send
 
 # Reply markup is stored as JSON text. One encoder for the process: `json.dumps` with any
-# option builds a new encoder per call, which took half the time of encoding the send-hour
-# pass's 4,384 buttons at 100,000 participants.
+# option builds a new encoder per call, half the time of encoding a small markup (4,384 check-in
+# buttons: 21 ms through `json.dumps`, 10 ms through one encoder).
 _MARKUP = json.JSONEncoder(ensure_ascii=False)
 
 
