@@ -98,8 +98,8 @@ def settle_garbage() -> None:
     """Collect the garbage this benchmark left before a timed run, so that the run does not pay
     for it. The floor's comparison of two databases (bench/dispatch_floor.py) and a size's set-up
     leave tens of thousands of objects that outlived two young collections; the next pass then
-    met a full collection of the whole heap, 60-90 ms at 100,000 participants, in two of three
-    passes, while the pass itself leaves about 50 such objects (docs/benchmarks.md, figure 3).
+    met a full collection of the whole heap, 54-90 ms at 100,000 participants, in two of three
+    passes, while the pass itself leaves 44 such objects (docs/benchmarks.md, figure 3).
     A bot pays for a full collection wherever its own garbage makes one due, not in the pass."""
     gc.collect()
 
