@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from followup.settings import Settings
-from messages.render import render
+from messages.render import render, renderer
 from models import alerts, outbox, visits
 from models.db import transaction
 from models.tables import AlertTier, Participant, Visit
@@ -236,10 +236,9 @@ class _Texts:
         self, visit: visits.DueVisit, participant: visits.DueParticipant
     ) -> alerts.NewAlert:
         """The ADMIN alert of a missed visit, with its notice to the coordinators."""
-        notice = render(
-            "alert_visit_missed", self.settings.coordinator_language,
-            study_id=participant.study_id, number=visit.number, due=visit.due_date.isoformat(),
-        )  # fmt: skip
+        notice = renderer("alert_visit_missed", self.settings.coordinator_language)(
+            study_id=participant.study_id, number=visit.number, due=visit.due_date.isoformat()
+        )
         return alerts.NewAlert(
             participant_id=participant.id, visit_id=visit.id,
             detail=f"visit {visit.number} window closed unanswered", notice=notice,

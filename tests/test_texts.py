@@ -4,12 +4,23 @@ ethics document holds every one of them and every questionnaire text."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from followup.cli import app
 from messages.ethics import document, render_samples
 from messages.instruments import definition, texts, versions
-from messages.render import LANGUAGES, TELEGRAM_LIMIT, render, template_names
+from messages.render import (
+    LANGUAGES,
+    TELEGRAM_LIMIT,
+    Stencil,
+    TextTooLong,
+    render,
+    renderer,
+    stencil_pieces,
+    template_names,
+)
 from sandbox.html_check import html_error
 from sandbox.state import plain_text
 from study.questionnaire import SKIPPED
@@ -31,6 +42,57 @@ def test_template_renders_as_telegram_html_within_the_limit(name: str, language:
         assert text.strip(), f"{language}/{name} renders empty"
         assert html_error(text) is None, f"{language}/{name}: {html_error(text)}"
         assert len(text) < TELEGRAM_LIMIT
+
+
+STENCILS = [(name, language) for name in ALL_TEMPLATES for language in LANGUAGES
+            if isinstance(renderer(name, language), Stencil)]  # fmt: skip
+VALUES = st.one_of(st.text(max_size=40), st.integers(), st.sampled_from(["<b>", "a&b", "'\"", ""]))
+
+
+def test_the_missed_visit_notice_is_a_stencil() -> None:
+    # The send-hour pass renders one per missed visit (docs/benchmarks.md, figure 3).
+    assert {("alert_visit_missed", language) for language in LANGUAGES} <= set(STENCILS)
+
+
+@pytest.mark.parametrize(("name", "language"), STENCILS)
+@given(data=st.data())
+def test_a_stencil_gives_exactly_the_text_jinja_gives(name: str, language: str,
+                                                      data: st.DataObject) -> None:  # fmt: skip
+    stencil = renderer(name, language)
+    assert isinstance(stencil, Stencil)
+    values = {field: data.draw(VALUES, label=field) for field in sorted(stencil.fields)}
+    assert stencil(**values) == render(name, language, **values)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Visit {{ number|string }}",
+        "{% if number %}due{% endif %}",
+        "{% for n in numbers %}{{ n }}{% endfor %}",
+        "{{ visit.number }}",
+        "{{ number + 1 }}",
+        "{{ 'due' }} {{ number }}",
+        "{% set x = 1 %}{{ x }}",
+    ],
+)
+def test_a_template_that_does_more_than_print_its_values_is_no_stencil(source: str) -> None:
+    assert stencil_pieces(source) is None
+
+
+def test_a_template_that_only_prints_its_values_is_taken_apart_in_order() -> None:
+    pieces = stencil_pieces("Id {{ study_id }}: visit {{ number }}.\n")
+    assert [p if isinstance(p, str) else p.name for p in pieces or []] == [
+        "Id ", "study_id", ": visit ", "number", "."
+    ]  # fmt: skip
+
+
+def test_a_stencil_refuses_a_text_over_telegrams_limit_as_render_does() -> None:
+    values = {"study_id": "x" * TELEGRAM_LIMIT, "number": 1, "due": "2026-01-01"}
+    with pytest.raises(TextTooLong):
+        render("alert_visit_missed", "en", **values)
+    with pytest.raises(TextTooLong):
+        renderer("alert_visit_missed", "en")(**values)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
